@@ -1,0 +1,100 @@
+"""The Python entry points: run a study (in memory or into a folder) and load results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .loop import run_cell
+from .progress import Progress
+from .runs.store import RunStore, combine, write_parquet
+from .runs.study import Study, parse_study, read_toml
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the tidy table, and where it lies when written to a folder."""
+
+    study: Study
+    metrics: pd.DataFrame
+    out: Path | None = None
+    ran: list[str] = field(default_factory=list)      # cell keys simulated now
+    skipped: list[str] = field(default_factory=list)  # cell keys already finished
+    plots: list[Path] = field(default_factory=list)
+
+
+def make_study(study: str | Path | dict[str, Any] | None = None, **overrides: Any) -> Study:
+    """A Study from a TOML path and/or a mapping, with keyword overrides on top.
+
+    ``params`` in the overrides are merged into the file's ``[params]`` table.
+    """
+    where, name, mapping = "", "run", {}
+    if isinstance(study, (str, Path)):
+        mapping, where, name = read_toml(study), f"{study}: ", Path(study).stem
+    elif isinstance(study, dict):
+        mapping = dict(study)
+    params = {**mapping.get("params", {}), **overrides.pop("params", {})}
+    mapping.update({k: v for k, v in overrides.items() if v is not None})
+    if params:
+        mapping["params"] = params
+    return parse_study(mapping, where, name)
+
+
+def run_study(study: Study, out: str | Path | None = None, quiet: bool = True,
+              plots: bool = True) -> RunResult:
+    """Simulate every cell of ``study``. With ``out``, results are stored there (resuming
+    finished cells) and plotted; without, they are returned in memory only."""
+    store = RunStore(out) if out is not None else None
+    if store is not None:
+        store.open(study)
+    todo = [c for c in study.cells if store is None or not store.is_done(c)]
+    progress = Progress(sum(c.generations * c.replicates for c in todo), enabled=not quiet,
+                        label=study.name)
+    tables: dict[str, pd.DataFrame] = {}
+    result = RunResult(study, pd.DataFrame(), Path(out) if out is not None else None)
+    try:
+        for cell in study.cells:
+            if store is not None and store.is_done(cell):
+                tables[cell.key] = store.load_cell(cell)
+                result.skipped.append(cell.key)
+                continue
+            tables[cell.key] = run_cell(cell, progress.advance)
+            if store is not None:
+                store.save_cell(cell, tables[cell.key])
+            result.ran.append(cell.key)
+    finally:
+        progress.close()
+    result.metrics = combine(study, tables)
+    if store is not None:
+        write_parquet(store.root / "metrics.parquet", result.metrics)
+        if plots:
+            from .report.plots import plot_study
+            result.plots = plot_study(study, result.metrics, store.root / "plots")
+    return result
+
+
+def run(study: str | Path | dict[str, Any] | None = None, *, out: str | Path | None = None,
+        quiet: bool = True, **overrides: Any) -> pd.DataFrame:
+    """Run a study and return its tidy metrics as a DataFrame.
+
+    Examples
+    --------
+    >>> df = run(family="gaussian", policy="replace", generations=50, replicates=200,
+    ...          params={"estimator": "unbiased"})          # doctest: +SKIP
+    >>> df = run("studies/demo.toml", out="runs/demo")      # doctest: +SKIP
+
+    Columns: cell, label, family, policy, one per swept parameter, generation, replicate,
+    metric, value.
+    """
+    return run_study(make_study(study, **overrides), out, quiet).metrics
+
+
+def load(folder: str | Path) -> pd.DataFrame:
+    """The tidy metrics of a run folder, as one DataFrame (finished cells only)."""
+    store = RunStore(folder)
+    study = store.read_study()
+    tables = {c.key: store.load_cell(c) for c in study.cells if store.is_done(c)}
+    return combine(study, tables)

@@ -1,0 +1,121 @@
+"""The command line: ``modelcollapse run`` and ``modelcollapse list``.
+
+Every user mistake ends in one sentence on stderr and exit code 2; results already on disk
+are never overwritten by a failed or different run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+
+def parse_value(text: str) -> Any:
+    """A --set value: a TOML literal (number, bool, list, quoted string) or a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set expects key=value; got '{item}'")
+        params[key.strip()] = parse_value(value.strip())
+    return params
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="modelcollapse", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a study file or one setting given by flags")
+    r.add_argument("study", nargs="?", help="a study TOML file (flags below override it)")
+    r.add_argument("--family", help="model family (see `modelcollapse list`)")
+    r.add_argument("--policy", help="policy building each training set")
+    r.add_argument("--n-samples", type=int, help="data per generation (default: the family's)")
+    r.add_argument("--generations", type=int, help="number of generations, including generation 0")
+    r.add_argument("--replicates", type=int, help="independent chains")
+    r.add_argument("--seed", type=int, help="study seed")
+    r.add_argument("--metrics", help="comma-separated metric names (default: all that apply)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a family, policy or loop parameter; a [list] sweeps it")
+    r.add_argument("--out", help="result folder (default: runs/<study name>)")
+    r.add_argument("--no-plots", action="store_true", help="skip writing PNG plots")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    sub.add_parser("list", help="list families, policies, metrics and parameters")
+    return p
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .api import make_study, run_study
+    overrides = {"family": args.family, "policy": args.policy, "n_samples": args.n_samples,
+                 "generations": args.generations, "replicates": args.replicates,
+                 "seed": args.seed, "params": parse_sets(args.set)}
+    if args.metrics:
+        overrides["metrics"] = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if args.study is None and args.family is None:
+        raise UserError("give a study file or --family (see `modelcollapse list`)")
+    study = make_study(args.study, **overrides)
+    if args.study is None:
+        study.name = f"{study.cells[0].family}-{study.cells[0].policy}"
+    out = Path(args.out) if args.out else Path("runs") / study.name
+    result = run_study(study, out, quiet=args.quiet, plots=not args.no_plots)
+    if not args.quiet:
+        print(f"{out}: {len(study.cells)} cell(s), {len(result.ran)} run, "
+              f"{len(result.skipped)} already done; {len(result.metrics):,} metric rows in "
+              f"{out / 'metrics.parquet'}")
+        if result.plots:
+            print(f"plots: {out / 'plots'} ({len(result.plots)} PNG files, overview.png first)")
+    return 0
+
+
+def cmd_list() -> int:
+    from .metrics import METRICS
+    from .models import FAMILIES
+    from .policies import POLICIES
+    from .runs.config import LoopParams, fields_of
+
+    def params(cls: type) -> str:
+        import dataclasses
+        return ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls))
+
+    print("families (--family):")
+    for name, cls in FAMILIES.items():
+        print(f"  {name:<20} {cls.description}")
+        print(f"  {'':<20} params: {params(cls.Params)}")
+    print("\npolicies (--policy):")
+    for name, cls in POLICIES.items():
+        print(f"  {name:<20} {cls.description}")
+        if fields_of(cls.Params):
+            print(f"  {'':<20} params: {params(cls.Params)}")
+    print(f"\nloop params (--set): {params(LoopParams)}")
+    print("\nmetrics (direction: which way is better; families):")
+    for name, m in METRICS.items():
+        print(f"  {name:<22} [{m.direction:<6}] {m.description}  ({', '.join(m.families)})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        return cmd_list()
+    except UserError as e:
+        print(f"modelcollapse: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("modelcollapse: interrupted; finished cells are kept and a rerun resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

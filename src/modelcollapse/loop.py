@@ -1,0 +1,136 @@
+"""The generation loop: fit, measure, sample, curate, mix; repeated for every generation.
+
+One call simulates R independent chains (replicates) at once: every step below is one
+array operation over all R chains. Generation 0 is the model fitted on real data;
+generation g is fitted on the training set the policy built from generation g-1's samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .metrics import METRICS, Metric, MetricContext
+from .models import FAMILIES, Family, Sampling
+from .models.base import Streams
+from .policies import POLICIES, Policy, Step
+from .randomness import SeedTree
+from .runs.config import CellConfig
+
+CHUNK_BYTES = 256 * 2**20  # memory budget for one chunk of replicates
+
+
+def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequence[Metric],
+             n_samples: int, generations: int, seeds: SeedTree, replicates: np.ndarray,
+             stats: bool = False, on_generation: Callable[[int], None] | None = None) -> np.ndarray:
+    """Run R chains for ``generations`` generations and return their metrics.
+
+    Parameters
+    ----------
+    replicates : (R,) replicate indices; each chain's randomness depends only on its index.
+    stats : draw exact sufficient statistics instead of samples (families that allow it).
+
+    Returns
+    -------
+    (generations, len(metrics), R) array of metric values.
+    """
+    streams = Streams(seeds, replicates)
+    draw_real = family.real_source(streams, stats)
+    real = draw_real(n_samples, 0)
+    n_synthetic = policy.synthetic_size(n_samples)
+    cache: dict = {"seeds": seeds}
+    out = np.empty((generations, len(metrics), len(replicates)))
+
+    train, model = real, None
+    for g in range(generations):
+        # 1. Fit generation g on its training set (warm-started from g-1 where the family does).
+        model = family.fit(train, model, streams["fit"])
+
+        # 2. Measure it against the truth.
+        ctx = MetricContext(family, model, train, g, n_samples, cache)
+        for i, metric in enumerate(metrics):
+            out[g, i] = metric.fn(ctx)
+        if on_generation is not None:
+            on_generation(len(replicates))
+        if g == generations - 1:
+            break
+
+        # 3. Sample from it (with the configured sampling bias).
+        synthetic = (family.sample(model, n_synthetic, g, streams["sample"], sampling, stats)
+                     if n_synthetic > 0 else None)
+
+        # 4. Build generation g+1's training set from real and synthetic data.
+        train = policy.next_train(Step(g, n_samples, train, synthetic, real, draw_real, streams["policy"]))
+
+    _check_finite_or_inf(out, metrics)
+    return out
+
+
+def _check_finite_or_inf(values: np.ndarray, metrics: Sequence[Metric]) -> None:
+    """Infinities are honest values (a collapsed covariance has log-determinant -inf);
+    NaN never is, so it stops the run instead of being written silently."""
+    bad = np.argwhere(np.isnan(values))
+    if bad.size:
+        g, i, r = bad[0]
+        raise FloatingPointError(
+            f"metric '{metrics[i].name}' is NaN at generation {g}, replicate index {r}")
+
+
+def chunk_size(cell: CellConfig, family: Family, policy: Policy) -> int:
+    """Replicates per chunk: the configured value, or as many as fit the memory budget."""
+    if cell.params["chunk_size"]:
+        return int(cell.params["chunk_size"])
+    per_replicate = family.bytes_per_replicate(policy.max_train_size(cell.n_samples, cell.generations))
+    return int(max(1, min(cell.replicates, CHUNK_BYTES // max(1, per_replicate))))
+
+
+def build(cell: CellConfig) -> tuple[Family, Policy, Sampling, list[Metric]]:
+    """The family, policy, sampling and metric objects of a resolved cell."""
+    p = cell.params
+    fam_cls, pol_cls = FAMILIES.get(cell.family), POLICIES.get(cell.policy)
+    family = fam_cls(cell.sub_params(fam_cls.Params), cell.n_samples)
+    policy = pol_cls(cell.sub_params(pol_cls.Params))
+    sampling = Sampling(p["temperature"], p["truncation"])
+    return family, policy, sampling, [METRICS.get(m) for m in cell.metrics]
+
+
+def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = None) -> pd.DataFrame:
+    """Simulate one cell in chunks of replicates and return its tidy metrics table.
+
+    Columns: generation (int32), replicate (int32), metric (str), value (float64); rows
+    ordered by metric, generation, replicate, whatever the chunk size.
+    """
+    family, policy, sampling, metrics = build(cell)
+    seeds = SeedTree(cell.seed, cell.key)
+    size = chunk_size(cell, family, policy)
+    values = np.empty((cell.generations, len(metrics), cell.replicates))
+    for lo in range(0, cell.replicates, size):
+        reps = np.arange(lo, min(cell.replicates, lo + size))
+        values[:, :, reps] = simulate(family, policy, sampling, metrics, cell.n_samples,
+                                      cell.generations, seeds, reps, cell.params["sufficient_stats"],
+                                      on_generation)
+    return tidy(values, [m.name for m in metrics])
+
+
+def tidy(values: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
+    """(G, M, R) values -> a tidy table with one row per (metric, generation, replicate)."""
+    g, m, r = values.shape
+    return pd.DataFrame({
+        "generation": np.tile(np.repeat(np.arange(g, dtype=np.int32), r), m),
+        "replicate": np.tile(np.arange(r, dtype=np.int32), g * m),
+        "metric": np.repeat(np.asarray(names, dtype=object), g * r),
+        "value": np.transpose(values, (1, 0, 2)).ravel(),
+    })
+
+
+def truth_value(cell: CellConfig, metric: str) -> float | None:
+    """The metric evaluated on the true distribution (a reference line), if meaningful."""
+    family, _, _, _ = build(cell)
+    m = METRICS.get(metric)
+    truth = family.truth_model()
+    if truth is None or m.direction != "truth":
+        return None
+    ctx = MetricContext(family, truth, None, 0, cell.n_samples, {"seeds": SeedTree(cell.seed, cell.key)})
+    return float(m.fn(ctx)[0])

@@ -1,0 +1,124 @@
+"""Metrics of continuous families (gaussian, gmm, kde), through their mixture form.
+
+Conventions: ``mean`` is the model's mean (averaged over coordinates when d > 1);
+``kl_to_truth`` is KL(truth || model), the expected excess log-loss on real data (closed
+form for the Gaussian family, a Monte Carlo estimate on ``n_eval`` held-out real points
+otherwise); ``tail_mass`` compares, per coordinate marginal, the model's mass beyond the
+truth's mean +- 3 standard deviations with the truth's own mass there (1 = tails intact,
+0 = tails gone), averaged over coordinates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..models.mixture import Mixture, broadcast, l2_distance
+from ..randomness import SHARED, Stream
+from .base import MetricContext, metric
+
+CONTINUOUS = ("gaussian", "gmm", "kde")
+
+
+def _truth(ctx: MetricContext) -> Mixture:
+    fam = ctx.family
+    return fam.truth() if hasattr(fam, "truth") else fam.truth_model().mixture
+
+
+@metric("mean", direction="truth", families=CONTINUOUS,
+        description="the model's mean (averaged over coordinates when d > 1)")
+def mean(ctx: MetricContext) -> np.ndarray:
+    return ctx.model.mixture.mean().mean(axis=1)
+
+
+@metric("mean_error", direction="lower", families=CONTINUOUS,
+        description="||mu - mu*||^2, squared distance of the model's mean to the true mean")
+def mean_error(ctx: MetricContext) -> np.ndarray:
+    return ((ctx.model.mixture.mean() - _truth(ctx).mean()) ** 2).sum(axis=1)
+
+
+@metric("variance", direction="truth", families=CONTINUOUS, applies=lambda p: p.dim == 1,
+        description="the fitted variance (1-D models)")
+def variance(ctx: MetricContext) -> np.ndarray:
+    return ctx.model.mixture.cov()[:, 0, 0]
+
+
+@metric("cov_trace", direction="truth", families=CONTINUOUS,
+        description="trace of the model's covariance (total variance)")
+def cov_trace(ctx: MetricContext) -> np.ndarray:
+    return np.trace(ctx.model.mixture.cov(), axis1=1, axis2=2)
+
+
+@metric("cov_logdet", direction="truth", families=CONTINUOUS,
+        description="log-determinant of the model's covariance (log generalized variance)")
+def cov_logdet(ctx: MetricContext) -> np.ndarray:
+    sign, logdet = np.linalg.slogdet(ctx.model.mixture.cov())
+    return np.where(sign > 0, logdet, -np.inf)
+
+
+def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh(a)
+    return (v * np.sqrt(np.clip(w, 0.0, None))[..., None, :]) @ np.swapaxes(v, -1, -2)
+
+
+@metric("w2_to_truth", direction="lower", families=("gaussian",),
+        description="2-Wasserstein distance to the true Gaussian, in closed form")
+def w2_to_truth(ctx: MetricContext) -> np.ndarray:
+    m, s = ctx.model.mean_, ctx.model.cov_
+    m0, s0 = ctx.family.truth_mean, ctx.family.truth_cov
+    root0 = _sqrtm_psd(s0)
+    cross = _sqrtm_psd(root0 @ s @ root0)
+    sq = ((m - m0) ** 2).sum(1) + np.trace(s, axis1=1, axis2=2) + np.trace(s0) \
+        - 2.0 * np.trace(cross, axis1=1, axis2=2)
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
+def _heldout(ctx: MetricContext) -> tuple[np.ndarray, np.ndarray]:
+    """(1, M, d) held-out real points shared by all replicates, and (M,) their true log
+    density; drawn once per chunk from the cell's shared 'heldout' generator."""
+    if "heldout" not in ctx.cache:
+        seeds = ctx.cache["seeds"]
+        truth = _truth(ctx)
+        stream = Stream(seeds, "heldout", [SHARED])
+        x = truth.sample(ctx.family.params.n_eval, stream)
+        ctx.cache["heldout"] = (x, truth.logpdf(x)[0])
+    return ctx.cache["heldout"]
+
+
+@metric("kl_to_truth", direction="lower", families=CONTINUOUS,
+        description="KL(truth || model): closed form (gaussian) or Monte Carlo on n_eval held-out points")
+def kl_to_truth(ctx: MetricContext) -> np.ndarray:
+    if ctx.family.name == "gaussian":
+        m, s = ctx.model.mean_, ctx.model.cov_
+        m0, s0 = ctx.family.truth_mean, ctx.family.truth_cov
+        d = m.shape[1]
+        sinv = np.linalg.inv(s)
+        diff = m - m0
+        _, logdet = np.linalg.slogdet(s)
+        return 0.5 * (np.trace(sinv @ s0, axis1=1, axis2=2)
+                      + np.einsum("ri,rij,rj->r", diff, sinv, diff) - d
+                      + logdet - np.linalg.slogdet(s0)[1])
+    x, true_logp = _heldout(ctx)
+    return (true_logp[None] - ctx.model.mixture.logpdf(x)).mean(axis=1)
+
+
+@metric("tail_mass", direction="truth", families=CONTINUOUS,
+        description="model mass beyond the truth's 3-sigma tails, relative to the truth's (1 = intact)")
+def tail_mass(ctx: MetricContext) -> np.ndarray:
+    truth = _truth(ctx)
+    mu, sd = truth.mean()[0], np.sqrt(np.diag(truth.cov()[0]))
+    lo, hi = mu - 3.0 * sd, mu + 3.0 * sd
+    ratio = ctx.model.mixture.marginal_tail(lo, hi) / truth.marginal_tail(lo, hi)
+    return ratio.mean(axis=1)
+
+
+@metric("l2_to_truth", direction="lower", families=("gmm",),
+        description="L2 distance between the fitted and the true mixture densities, closed form")
+def l2_to_truth(ctx: MetricContext) -> np.ndarray:
+    mix = ctx.model.mixture
+    return l2_distance(mix, broadcast(_truth(ctx), mix.weights.shape[0]))
+
+
+@metric("n_components_alive", direction="truth", families=("gmm",),
+        description="components with weight above params.alive_threshold")
+def n_components_alive(ctx: MetricContext) -> np.ndarray:
+    return (ctx.model.mixture.weights > ctx.family.params.alive_threshold).sum(axis=1).astype(float)

@@ -1,0 +1,79 @@
+"""Training data with provenance: every datum knows its source and the generation that made it.
+
+Analytic families hold the data of R replicates (independent chains) in one array, so a
+training set is a rectangular batch: ``values`` of shape (R, N, *event) plus, per datum,
+``source`` (``REAL`` or ``SYNTHETIC``) and ``generation``. For real data, ``generation`` is
+the generation whose training set first received it (0 for the original pool); for
+synthetic data it is the generation of the model that sampled it. Policies and metrics
+(the share of real data, a detector's precision and recall) read these arrays; nothing
+about provenance is assumed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .randomness import Stream
+
+REAL, SYNTHETIC = 0, 1
+
+
+@dataclass
+class Samples:
+    """An explicit batch of data for R replicates.
+
+    Attributes
+    ----------
+    values : (R, N, *event) the data (floats for continuous families, ints for categorical).
+    source : (R, N) int8, ``REAL`` or ``SYNTHETIC``.
+    generation : (R, N) int32, see the module docstring.
+    """
+
+    values: np.ndarray
+    source: np.ndarray
+    generation: np.ndarray
+
+    @classmethod
+    def made(cls, values: np.ndarray, source: int, generation: int) -> "Samples":
+        """Wrap ``values`` (R, N, ...) that all share one source and generation."""
+        r, n = values.shape[:2]
+        return cls(
+            values,
+            np.full((r, n), source, dtype=np.int8),
+            np.full((r, n), generation, dtype=np.int32),
+        )
+
+    @property
+    def size(self) -> int:
+        """N, the number of data per replicate."""
+        return self.values.shape[1]
+
+    def concat(self, other: "Samples") -> "Samples":
+        """Both batches' data, replicate by replicate: (R, N1 + N2, ...)."""
+        return Samples(
+            np.concatenate([self.values, other.values], axis=1),
+            np.concatenate([self.source, other.source], axis=1),
+            np.concatenate([self.generation, other.generation], axis=1),
+        )
+
+    def take(self, index: np.ndarray) -> "Samples":
+        """Select ``index`` (R, M) data per replicate."""
+        event = (1,) * (self.values.ndim - 2)
+        return Samples(
+            np.take_along_axis(self.values, index.reshape(index.shape + event), axis=1),
+            np.take_along_axis(self.source, index, axis=1),
+            np.take_along_axis(self.generation, index, axis=1),
+        )
+
+    def subsample(self, m: int, stream: Stream) -> "Samples":
+        """A uniformly random subset of ``m`` data per replicate, without replacement."""
+        if m >= self.size:
+            return self
+        keys = stream.uniform((self.size,))
+        return self.take(np.argsort(keys, axis=1, kind="stable")[:, :m])
+
+    def real_share(self) -> np.ndarray:
+        """(R,) the share of real data in each replicate's batch."""
+        return (self.source == REAL).mean(axis=1)

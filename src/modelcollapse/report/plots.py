@@ -1,0 +1,113 @@
+"""PNG plots of every metric against generation, with 95% bands and theory overlays.
+
+One figure per (family, metric) with one line per cell: the mean over replicates and a
+band of the 95% confidence interval of that mean (t quantile times the standard error).
+Where the literature gives a closed form, it is drawn dashed in the cell's colour; where a
+closed form exists but is undefined for the setting, the figure says so and why. Metrics
+compared with the truth get a dotted grey line at the true distribution's value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from .. import theory  # noqa: E402
+from ..loop import truth_value  # noqa: E402
+from ..metrics import METRICS  # noqa: E402
+from ..runs.study import Study  # noqa: E402
+
+#: Panels of the overview figure: (family, metric), in order of preference.
+OVERVIEW = [("gaussian", "variance"), ("gaussian", "cov_trace"), ("gaussian", "kl_to_truth"),
+            ("gmm", "l2_to_truth"), ("gmm", "n_components_alive"), ("gmm", "tail_mass"),
+            ("kde", "kl_to_truth"), ("categorical", "support_size"), ("categorical", "entropy"),
+            ("categorical", "hutter_error"), ("linear_regression", "test_error")]
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Per generation: mean, lo, hi (95% CI of the mean over finite values), n, n_nonfinite."""
+    finite = np.isfinite(df["value"].to_numpy())
+    g = df[finite].groupby("generation")["value"]
+    out = pd.DataFrame({"mean": g.mean(), "sd": g.std(ddof=1), "n": g.count()})
+    half = stats.t.ppf(0.975, np.maximum(out["n"] - 1, 1)) * out["sd"].fillna(0.0) / np.sqrt(out["n"])
+    out["lo"], out["hi"] = out["mean"] - half, out["mean"] + half
+    out["n_nonfinite"] = int((~finite).sum())
+    return out
+
+
+def _draw(ax, study: Study, data: pd.DataFrame, family: str, metric: str, legend: bool = True) -> None:
+    cells = [c for c in study.cells if c.family == family and metric in c.metrics]
+    notes, truth = [], None
+    for i, cell in enumerate(cells):
+        color = f"C{i % 10}"
+        sub = data[(data["cell"] == cell.key) & (data["metric"] == metric)]
+        if sub.empty:
+            continue
+        s = summarize(sub)
+        label = study.label(cell, within_family=True)
+        if s["n_nonfinite"].iloc[0] if len(s) else 0:
+            label += f" ({int(s['n_nonfinite'].iloc[0])} non-finite omitted)"
+        ax.plot(s.index, s["mean"], color=color, lw=1.6, label=label)
+        ax.fill_between(s.index, s["lo"], s["hi"], color=color, alpha=0.2, lw=0)
+        gens = np.arange(cell.generations)
+        curve = theory.curve(cell.family, cell.policy, cell.params, cell.n_samples, metric, gens)
+        if curve is not None and curve.values is not None:
+            ax.plot(gens, curve.values, color=color, ls="--", lw=1.2,
+                    label=f"theory: {curve.label}" if legend else None)
+        elif curve is not None:
+            notes.append(f"theory overlay absent for {label}: {curve.reason}")
+        truth = truth if truth is not None else truth_value(cell, metric)
+    if truth is not None and np.isfinite(truth):
+        ax.axhline(truth, color="0.5", ls=":", lw=1.2, label="truth")
+    ax.set_xlabel("generation")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{family}: {metric}", fontsize=10)
+    if notes:
+        ax.text(0.02, 0.02, "\n".join(notes), transform=ax.transAxes, fontsize=7, va="bottom",
+                color="0.3", wrap=True)
+    if legend:
+        ax.legend(fontsize=7, loc="best")
+
+
+def plot_study(study: Study, data: pd.DataFrame, folder: str | Path) -> list[Path]:
+    """Write plots/<family>__<metric>.png for every metric and plots/overview.png."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    families = list(dict.fromkeys(c.family for c in study.cells))
+    for family in families:
+        metrics = [m for m in METRICS.names()
+                   if any(m in c.metrics for c in study.cells if c.family == family)]
+        for metric in metrics:
+            fig, ax = plt.subplots(figsize=(6.4, 4.2))
+            _draw(ax, study, data, family, metric)
+            fig.tight_layout()
+            path = folder / f"{family}__{metric}.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            written.append(path)
+    panels = [(f, m) for f, m in OVERVIEW if f in families
+              and any(m in c.metrics for c in study.cells if c.family == f)]
+    if panels:
+        cols = min(3, len(panels))
+        rows = -(-len(panels) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 3.6 * rows), squeeze=False)
+        for ax, (f, m) in zip(axes.ravel(), panels):
+            _draw(ax, study, data, f, m)
+        for ax in axes.ravel()[len(panels):]:
+            ax.axis("off")
+        fig.suptitle(f"{study.name}: mean over replicates, 95% CI band, theory dashed, truth dotted",
+                     fontsize=11)
+        fig.tight_layout()
+        path = folder / "overview.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,1 @@
+"""Configs, studies and the result store: used by the loop and the CLI, never using them."""

@@ -1,0 +1,139 @@
+"""Typed, validated cell configs and the coercion of user values into parameter dataclasses.
+
+A *cell* is one fully resolved setting: family, policy, sizes and every parameter with its
+default filled in. Its identity (everything that changes the numbers, nothing that does
+not: not the replicate count, the seed, the number of generations, the metrics or the chunk
+size) is hashed into ``key``, which names the cell's folder and seeds its random streams;
+so adding a cell to a grid, or replicates or generations to a cell, never changes the
+numbers already computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import UserError, closest
+
+#: Parameters that change how results are computed, not what they are.
+ENGINE_ONLY = ("chunk_size",)
+
+
+@dataclass(frozen=True)
+class LoopParams:
+    """temperature, truncation: sampling bias (see ``Sampling``). sufficient_stats: draw
+    exact sufficient statistics instead of samples ('auto': whenever the family and policy
+    allow it). chunk_size: replicates simulated together (0: sized to a memory budget);
+    it never changes the results."""
+
+    temperature: float = 1.0
+    truncation: float = 1.0
+    sufficient_stats: Literal["auto"] | bool = "auto"
+    chunk_size: int = 0
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 0:
+            raise UserError(f"params.chunk_size must be >= 0 (0: automatic); got {self.chunk_size}")
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """``value`` converted to the annotated type ``tp``, or a UserError naming ``where``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return coerce(value, arg, where)
+            except UserError:
+                continue
+    elif origin is Literal:
+        choices = typing.get_args(tp)
+        if value in choices and type(value) in {type(c) for c in choices}:
+            return value
+        if isinstance(value, str):
+            raise UserError(f"{where} must be {_type_name(tp)}; got '{value}'"
+                            f"{closest(value, [c for c in choices if isinstance(c, str)])}")
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise UserError(f"{where} must be {_type_name(tp)}; got {value!r}")
+
+
+def fields_of(cls: type) -> dict[str, Any]:
+    """Field name -> resolved type annotation of a parameter dataclass."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def make_params(cls: type, given: dict[str, Any], where: str) -> Any:
+    """Instantiate parameter dataclass ``cls`` from the keys of ``given`` it declares."""
+    kwargs = {name: coerce(given[name], tp, f"{where}{name}")
+              for name, tp in fields_of(cls).items() if name in given}
+    return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """One resolved setting of the loop. ``params`` holds every family, policy and loop
+    parameter with defaults filled in (``sufficient_stats`` resolved to a bool)."""
+
+    family: str
+    policy: str
+    n_samples: int
+    generations: int
+    replicates: int
+    seed: int
+    metrics: tuple[str, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "policy": self.policy,
+            "n_samples": self.n_samples,
+            "params": {k: v for k, v in sorted(self.params.items()) if k not in ENGINE_ONLY},
+        }
+
+    @property
+    def key(self) -> str:
+        """A stable 12-hex-digit name of the cell's identity."""
+        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def sub_params(self, cls: type) -> Any:
+        """The parameter dataclass ``cls`` filled from this cell's params."""
+        return cls(**{k: self.params[k] for k in fields_of(cls)})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "family": self.family, "policy": self.policy,
+            "n_samples": self.n_samples, "generations": self.generations,
+            "replicates": self.replicates, "seed": self.seed,
+            "metrics": list(self.metrics), "params": dict(sorted(self.params.items())),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CellConfig":
+        return cls(d["family"], d["policy"], d["n_samples"], d["generations"], d["replicates"],
+                   d["seed"], tuple(d["metrics"]), dict(d["params"]))

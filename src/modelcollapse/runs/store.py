@@ -1,0 +1,196 @@
+"""The result store: one folder per study, written atomically and resumable.
+
+Layout::
+
+    OUT/study.toml                  the resolved study (every cell's full config)
+    OUT/manifest.json               format, package version, git hash, library versions
+    OUT/cells/<key>/metrics.parquet one cell's tidy metrics
+    OUT/cells/<key>/DONE            completion marker, written last
+    OUT/metrics.parquet             all cells, with cell columns (rebuilt after each run)
+    OUT/plots/*.png
+
+Every file is written to a temporary name, flushed to disk and renamed into place, so an
+interrupted write leaves the previous file intact. A cell counts as finished only when its
+marker exists; rerunning the same study skips finished cells, and a folder that holds a
+different study is refused, never overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import tomli_w
+
+from ..errors import UserError
+from .config import ENGINE_ONLY, CellConfig
+from .study import Study
+
+FORMAT_VERSION = 1
+
+
+def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Write ``path`` via a temporary sibling, fsync, then rename (atomic on POSIX)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda fh: fh.write(data))
+
+
+def write_parquet(path: Path, df: pd.DataFrame) -> None:
+    atomic_write(path, lambda fh: df.to_parquet(fh, index=False, compression="zstd"))
+
+
+def _comparable(study_dict: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a resolved study that decide its numbers (not the chunk size)."""
+    out = {k: v for k, v in study_dict.items() if k != "format"}
+    out["cells"] = [{**c, "params": {k: v for k, v in c["params"].items() if k not in ENGINE_ONLY}}
+                    for c in study_dict.get("cells", [])]
+    return out
+
+
+def git_commit() -> str | None:
+    """The git commit of the package's source tree, when it is a checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def manifest(study: Study) -> dict[str, Any]:
+    import numpy
+    import scipy
+
+    from .. import __version__
+    return {
+        "format": FORMAT_VERSION,
+        "package": "modelcollapse",
+        "version": __version__,
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "libraries": {"numpy": numpy.__version__, "scipy": scipy.__version__, "pandas": pd.__version__},
+        "seed": study.seed,
+        "cells": {c.key: study.label(c) for c in study.cells},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": sys.argv,
+    }
+
+
+class RunStore:
+    """A study's result folder."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def cell_dir(self, cell: CellConfig) -> Path:
+        return self.root / "cells" / cell.key
+
+    def open(self, study: Study) -> None:
+        """Create the folder for ``study``, or check that it already holds this very study."""
+        study_file = self.root / "study.toml"
+        resolved = {"format": FORMAT_VERSION, **study.to_dict()}
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"output path {self.root} exists and is not a folder")
+        if study_file.exists():
+            self._check_same(study_file, resolved)
+            return
+        if self.root.exists() and any(self.root.iterdir()):
+            raise UserError(f"output folder {self.root} is not empty and holds no study.toml; "
+                            f"choose another --out")
+        write_bytes(self.root / "manifest.json", json.dumps(manifest(study), indent=2).encode())
+        write_bytes(study_file, tomli_w.dumps(resolved).encode())
+
+    def _check_same(self, study_file: Path, resolved: dict[str, Any]) -> None:
+        try:
+            old = tomllib.loads(study_file.read_text("utf-8"))
+        except Exception:
+            raise UserError(f"{study_file} is unreadable; choose another --out") from None
+        if old.get("format", 0) > FORMAT_VERSION:
+            raise UserError(f"{self.root} was written by a newer modelcollapse (format "
+                            f"{old['format']} > {FORMAT_VERSION}); upgrade or choose another --out")
+        if _comparable(old) != _comparable(resolved):
+            diff = difflib.unified_diff(
+                tomli_w.dumps(_comparable(old)).splitlines(),
+                tomli_w.dumps(_comparable(resolved)).splitlines(),
+                "existing study.toml", "this run", lineterm="", n=0)
+            shown = [line for line in diff if not line.startswith("@@")][:12]
+            raise UserError(f"output folder {self.root} already holds a different run; choose "
+                            f"another --out. Difference:\n  " + "\n  ".join(shown))
+
+    def is_done(self, cell: CellConfig) -> bool:
+        return (self.cell_dir(cell) / "DONE").exists()
+
+    def save_cell(self, cell: CellConfig, df: pd.DataFrame) -> None:
+        """Write the cell's table, then its marker (so a crash between them reruns the cell)."""
+        folder = self.cell_dir(cell)
+        write_bytes(folder / "config.toml", tomli_w.dumps(cell.to_dict()).encode())
+        write_parquet(folder / "metrics.parquet", df)
+        write_bytes(folder / "DONE", json.dumps({"rows": len(df)}).encode())
+
+    def load_cell(self, cell: CellConfig) -> pd.DataFrame:
+        return pd.read_parquet(self.cell_dir(cell) / "metrics.parquet")
+
+    def read_study(self) -> Study:
+        """The study stored in this folder."""
+        path = self.root / "study.toml"
+        if not path.exists():
+            raise UserError(f"{self.root} holds no study.toml; is it a modelcollapse run folder?")
+        d = tomllib.loads(path.read_text("utf-8"))
+        if d.get("format", 0) > FORMAT_VERSION:
+            raise UserError(f"{self.root} was written by a newer modelcollapse (format {d['format']})")
+        return Study(d["name"], d["seed"], [CellConfig.from_dict(c) for c in d["cells"]], list(d["axes"]))
+
+
+def combine(study: Study, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One tidy table for the study: cell columns (cell, label, family, policy and every
+    swept parameter) followed by generation, replicate, metric, value."""
+    frames = []
+    for cell in study.cells:
+        if cell.key not in tables:
+            continue
+        df = tables[cell.key]
+        cols: dict[str, Any] = {"cell": cell.key, "label": study.label(cell),
+                                "family": cell.family, "policy": cell.policy}
+        for axis in study.axes:
+            if axis not in cols:
+                cols[axis] = getattr(cell, axis) if axis in ("n_samples", "generations") \
+                    else cell.params.get(axis)
+        frames.append(pd.DataFrame({k: [v] * len(df) for k, v in cols.items()}).join(df))
+    if not frames:
+        return pd.DataFrame(columns=["cell", "label", "family", "policy", "generation",
+                                     "replicate", "metric", "value"])
+    out = pd.concat(frames, ignore_index=True)
+    for axis in study.axes:   # a swept column of mixed types is stored as text
+        if axis in out and out[axis].map(type).nunique() > 1:
+            out[axis] = out[axis].astype(str)
+    return out

@@ -1,0 +1,147 @@
+"""Closed forms from the literature, for plot overlays and for the tests.
+
+Convention: ``n`` is the number of fits so far, so generation g (0 = the first fit on real
+data) has n = g + 1. ``M`` is the sample size per generation.
+
+Sources: Shumailov et al., "AI models collapse when trained on recursively generated data"
+(Nature 2024, Thm 3.1 and SI); Gerstgrasser et al. 2024 and Dohmatob et al. 2024 (linear
+regression); Seddik et al. 2024 (categorical resampling); Dohmatob, Feng and Kempe 2024, "A
+Tale of Tails" (Zipf tail cut); Feng et al. 2024 (verifier-pruned synthetic data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import digamma
+
+
+def gaussian_variance(sigma2: float, m: int, n: np.ndarray, ddof: int = 0,
+                      temperature: float = 1.0) -> np.ndarray:
+    """E[s2_n] after n refits on M samples: sigma^2 c^n tau^(2(n-1)) with c = (M-1)/(M-ddof).
+
+    With ddof 0 (MLE) and tau 1 this is sigma^2 ((M-1)/M)^n; the unbiased fit keeps sigma^2.
+    The temperature tau scales each sampler's standard deviation (first fit: real data).
+    """
+    n = np.asarray(n, dtype=float)
+    c = (m - 1) / (m - ddof)
+    return sigma2 * c**n * temperature ** (2 * (n - 1))
+
+
+def gaussian_mean_sq(sigma2: float, m: int, n: np.ndarray, ddof: int = 0,
+                     temperature: float = 1.0) -> np.ndarray:
+    """E[(mu_n - mu*)^2] = (sigma^2/M) sum_{i=0}^{n-1} (c tau^2)^i (per coordinate)."""
+    n = np.asarray(n, dtype=float)
+    ratio = (m - 1) / (m - ddof) * temperature**2
+    if np.isclose(ratio, 1.0):
+        return sigma2 / m * n
+    return sigma2 / m * (1.0 - ratio**n) / (1.0 - ratio)
+
+
+def gaussian_unbiased_log_variance(sigma2: float, m: int, n: np.ndarray) -> np.ndarray:
+    """E[ln s2_n] = ln sigma^2 + n [psi((M-1)/2) + ln(2/(M-1))] for the unbiased refit: it
+    drifts to minus infinity, so s2 -> 0 almost surely (Shumailov et al. 2024, Thm 3.1)."""
+    n = np.asarray(n, dtype=float)
+    return np.log(sigma2) + n * (digamma((m - 1) / 2.0) + np.log(2.0 / (m - 1)))
+
+
+def gaussian_unbiased_sample_variance(sigma2: float, m: int, n: np.ndarray) -> np.ndarray:
+    """Var(X^n) = sigma^2 (1 + n/M): the variance of a draw from the n-th unbiased fit,
+    over chains (Shumailov et al. 2024, SI)."""
+    return sigma2 * (1.0 + np.asarray(n, dtype=float) / m)
+
+
+def regression_constant(sigma2: float, d: int, t: int) -> float:
+    """sigma^2 d / (T - d - 1), the error of one least-squares fit; needs T >= d + 2."""
+    if t < d + 2:
+        raise ValueError(f"closed form needs T >= d + 2 (T = {t}, d = {d})")
+    return sigma2 * d / (t - d - 1)
+
+
+def regression_replace_error(sigma2: float, d: int, t: int, n: np.ndarray) -> np.ndarray:
+    """E||w_n - w*||^2 = n sigma^2 d/(T-d-1) under replace: errors add up (Gerstgrasser et al.)."""
+    return np.asarray(n, dtype=float) * regression_constant(sigma2, d, t)
+
+
+def regression_accumulate_error(sigma2: float, d: int, t: int, n: np.ndarray) -> np.ndarray:
+    """sigma^2 d/(T-d-1) sum_{i=1}^{n} 1/i^2 under accumulate: bounded by pi^2/6 times one fit."""
+    n = np.atleast_1d(np.asarray(n, dtype=int))
+    partial = np.cumsum(1.0 / np.arange(1, max(int(n.max()), 1) + 1) ** 2)
+    return regression_constant(sigma2, d, t) * partial[n - 1]
+
+
+def collision_probability(s0: float, n_draws: int, m: np.ndarray) -> np.ndarray:
+    """E[S_m] = 1 - (1 - 1/n)^m (1 - S_0) after m resamplings of n draws (Seddik et al. 2024)."""
+    return 1.0 - (1.0 - 1.0 / n_draws) ** np.asarray(m, dtype=float) * (1.0 - s0)
+
+
+def zipf_tail_cut_error(beta: float, support: int, t: float, k: int | None = None) -> float:
+    """sum_i p_i (1 - q_i)^T for Zipf(beta) data p on ``support`` outcomes and a memorizer
+    trained on T draws from q = p cut at rank k and renormalized (k None: no cut). As T
+    grows the error plateaus at the truth's mass beyond rank k (Dohmatob et al. 2024)."""
+    p = np.arange(1, support + 1, dtype=float) ** -beta
+    p /= p.sum()
+    q = p.copy()
+    if k is not None:
+        q[k:] = 0.0
+        q /= q.sum()
+    return float((p * np.exp(t * np.log1p(-np.minimum(q, 1.0)))).sum())
+
+
+def verifier_pruned_error(p: float, phi: float, psi: float) -> float:
+    """p' = p psi / (p psi + (1 - p) phi): error rate after a verifier keeps correct samples
+    with rate phi and wrong ones with rate psi (Feng et al. 2024)."""
+    return p * psi / (p * psi + (1.0 - p) * phi)
+
+
+def verifier_breakdown(phi: float, psi: float) -> float:
+    """p* = 1 / (1 + psi/phi): pruned data improves on the generator iff p < p*."""
+    return 1.0 / (1.0 + psi / phi)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A theory overlay: ``values`` per generation, or None with the ``reason`` it is absent."""
+
+    values: np.ndarray | None
+    label: str = ""
+    reason: str = ""
+
+
+def curve(family: str, policy: str, params: dict[str, Any], n_samples: int, metric: str,
+          generations: np.ndarray) -> Curve | None:
+    """The closed-form expectation of ``metric`` per generation for one cell, a Curve with
+    the reason when a closed form exists for the setting but is undefined, or None when the
+    literature has no closed form for this metric and setting."""
+    n = np.asarray(generations) + 1
+    replace = policy == "replace" or (policy == "mix" and params.get("real_fraction") == 0.0)
+    unbiased_sampling = params.get("truncation", 1.0) == 1.0
+    tau = params.get("temperature", 1.0)
+    if family == "gaussian" and replace and unbiased_sampling:
+        sigma2, d, m = params["truth_std"] ** 2, params["dim"], n_samples
+        ddof = 0 if params["estimator"] == "mle" else 1
+        if metric == "variance" and d == 1:
+            return Curve(gaussian_variance(sigma2, m, n, ddof, tau), "E[s2] (Shumailov et al.)")
+        if metric == "cov_trace":
+            return Curve(d * gaussian_variance(sigma2, m, n, ddof, tau), "E[tr S] (Shumailov et al.)")
+        if metric == "mean_error":
+            return Curve(d * gaussian_mean_sq(sigma2, m, n, ddof, tau), "E[|mu-mu*|^2]")
+    if family == "linear_regression" and metric == "test_error" and policy in ("replace", "accumulate") \
+            and unbiased_sampling and tau == 1.0:
+        sigma2, d, t = params["noise"] ** 2, params["dim"], params["n_train"]
+        if t < d + 2:
+            return Curve(None, reason=f"closed form undefined: n_train T={t} <= dim+1={d + 1}")
+        if policy == "replace":
+            return Curve(regression_replace_error(sigma2, d, t, n), "n s2 d/(T-d-1) (Gerstgrasser et al.)")
+        return Curve(regression_accumulate_error(sigma2, d, t, n), "s2 d/(T-d-1) sum 1/i^2 (Gerstgrasser et al.)")
+    if family == "categorical" and metric == "collision_probability" and replace \
+            and unbiased_sampling and tau == 1.0:
+        if params["truth"] == "uniform":
+            s0 = 1.0 / params["n_outcomes"]
+        else:
+            p = np.arange(1, params["n_outcomes"] + 1, dtype=float) ** -params["zipf_beta"]
+            s0 = float(((p / p.sum()) ** 2).sum())
+        return Curve(collision_probability(s0, n_samples, n), "1-(1-1/n)^m (1-S0) (Seddik et al.)")
+    return None
