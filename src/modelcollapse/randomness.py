@@ -63,15 +63,17 @@ def block_length(shape: tuple[int, ...], budget: int = 2**14) -> int:
     """Generations drawn per refill for one replicate: depends on the shape only, never on
     how many replicates share a chunk (which would make results chunk-dependent)."""
     size = max(1, int(np.prod(shape, dtype=np.int64)))
-    return int(max(1, min(256, budget // size)))
+    return int(max(1, min(1024, budget // size)))
 
 
 class Stream:
     """Per-replicate random draws for one stage, served as ``(R, *shape)`` arrays.
 
-    Each distinct ``(kind, shape, parameters)`` request has its own per-replicate generator,
-    so the value a replicate receives at its k-th request of that kind is fixed by
-    ``(seed, cell, replicate, stage, kind)`` and k alone.
+    All buffered draws of a replicate come from one generator per ``(replicate, stage)``.
+    Every chunk issues the same sequence of requests (the loop is the same for all
+    replicates), so buffers are refilled at the same points for every replicate and the
+    values a replicate receives depend only on ``(seed, cell, replicate, stage)`` and the
+    request sequence, never on the chunk.
 
     Parameters
     ----------
@@ -103,8 +105,11 @@ class Stream:
     def _draw(self, key: str, shape: tuple[int, ...], fill: Callable) -> np.ndarray:
         slot = self._buffers.get(key)
         if slot is None or slot[1] == slot[0].shape[1]:
-            b = block_length(shape)
-            gens = self.generators(key)
+            # Blocks double from 64 up to block_length(shape): short runs waste little,
+            # long runs pay the per-replicate Python call only a few times.
+            cap = block_length(shape)
+            b = min(cap, 64 if slot is None else 2 * slot[0].shape[1])
+            gens = self.generators("buffered")
             slot = [np.stack([fill(g, (b, *shape)) for g in gens]), 0]
             self._buffers[key] = slot
         out = slot[0][:, slot[1]]
@@ -125,4 +130,7 @@ class Stream:
         """Chi-square draws with degrees of freedom ``df`` (broadcast to ``shape``), (R, *shape)."""
         df = np.broadcast_to(np.asarray(df, dtype=float), shape)
         key = f"chisquare{shape}{df.tolist()}"
+        if np.all(df == df.flat[0]):  # a scalar df skips numpy's per-call array checks
+            scalar = float(df.flat[0])
+            return self._draw(key, tuple(shape), lambda g, s: g.chisquare(scalar, s))
         return self._draw(key, tuple(shape), lambda g, s: g.chisquare(df, s))

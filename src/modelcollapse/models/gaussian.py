@@ -89,6 +89,10 @@ class GaussianModel:
         self.mean_ = mean
         self.cov_ = cov
 
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """(R, d) mean and (R, d, d) covariance."""
+        return self.mean_, self.cov_
+
     @property
     def mixture(self) -> Mixture:
         r = self.mean_.shape[0]

@@ -19,13 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
 from ..errors import UserError
 from ..provenance import REAL, SYNTHETIC, Samples
 from ..randomness import Stream
 from .base import Family, Sampling, register
-from .mixture import Mixture, broadcast, ring
+from .mixture import Mixture, broadcast, logsumexp, ring
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,10 @@ class GMMModel:
         self.mixture = mixture
         self.n_iter_ = n_iter
         self.log_likelihood_ = log_likelihood
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """(R, d) mean and (R, d, d) covariance of the fitted distribution."""
+        return self.mixture.mean(), self.mixture.cov()
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         return self.mixture.logpdf(x)

@@ -65,6 +65,10 @@ class KDEModel:
         r, n, _ = self.points_.shape
         return Mixture(np.full((r, n), 1.0 / n), self.points_, self.kernel_cov_[:, None])
 
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """(R, d) mean and (R, d, d) covariance of the fitted distribution."""
+        return self.mixture.mean(), self.mixture.cov()
+
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         return self.mixture.logpdf(x)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp, ndtr
+from scipy.special import ndtr
 
 from ..randomness import Stream
 from .base import standard_noise
@@ -18,9 +18,19 @@ from .base import standard_noise
 LOG_2PI = np.log(2.0 * np.pi)
 
 
+def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    """log(sum(exp(a))) along ``axis``, stable; all minus-infinity gives minus infinity."""
+    top = np.max(a, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(a - top).sum(axis=axis)) + np.squeeze(top, axis=axis)
+
+
 def safe_cholesky(cov: np.ndarray) -> np.ndarray:
     """Cholesky factors of (..., d, d) covariances; collapsed ones get a tiny ridge so that
     a chain whose variance has underflowed still yields a (degenerate) model, not an error."""
+    if cov.shape[-1] == 1:
+        return np.sqrt(np.maximum(cov, 0.0))
     try:
         return np.linalg.cholesky(cov)
     except np.linalg.LinAlgError:
@@ -67,7 +77,7 @@ class Mixture:
         chol = safe_cholesky(self.covs)                         # (R, K', d, d)
         inv = np.linalg.inv(chol)
         diff = x[:, None, :, :] - self.means[:, :, None, :]     # (R, K, M, d)
-        y = np.einsum("rkij,rkmj->rkmi", inv, diff)
+        y = diff @ np.swapaxes(inv, -1, -2)                     # (R, K, M, d), BLAS
         logdet = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)  # (R, K')
         return -0.5 * ((y * y).sum(-1) + self.dim * LOG_2PI + logdet[:, :, None])
 
