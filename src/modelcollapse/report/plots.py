@@ -25,10 +25,12 @@ from ..metrics import METRICS  # noqa: E402
 from ..runs.study import Study  # noqa: E402
 
 #: Panels of the overview figure: (family, metric), in order of preference.
-OVERVIEW = [("gaussian", "variance"), ("gaussian", "cov_trace"), ("gaussian", "kl_to_truth"),
-            ("gmm", "l2_to_truth"), ("gmm", "n_components_alive"), ("gmm", "tail_mass"),
-            ("kde", "kl_to_truth"), ("categorical", "support_size"), ("categorical", "entropy"),
-            ("categorical", "hutter_error"), ("linear_regression", "test_error")]
+OVERVIEW = {"gaussian": ["variance", "cov_trace", "kl_to_truth", "tail_mass"],
+            "gmm": ["l2_to_truth", "n_components_alive", "tail_mass"],
+            "kde": ["kl_to_truth", "cov_trace", "tail_mass"],
+            "categorical": ["support_size", "entropy", "hutter_error"],
+            "linear_regression": ["test_error"]}
+PANELS_PER_FAMILY = 3
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
@@ -65,7 +67,12 @@ def _draw(ax, study: Study, data: pd.DataFrame, family: str, metric: str, legend
             notes.append(f"theory overlay absent for {label}: {curve.reason}")
         truth = truth if truth is not None else truth_value(cell, metric)
     if truth is not None and np.isfinite(truth):
-        ax.axhline(truth, color="0.5", ls=":", lw=1.2, label="truth")
+        lo, hi = ax.get_ylim()
+        if lo - 0.5 * (hi - lo) <= truth <= hi + 0.5 * (hi - lo):
+            ax.axhline(truth, color="0.5", ls=":", lw=1.2, label="truth")
+        else:  # far off the data's scale: say it rather than squash the curves
+            ax.text(0.98, 0.98, f"truth = {truth:.4g} (off scale)", transform=ax.transAxes,
+                    ha="right", va="top", fontsize=7, color="0.4")
     ax.set_xlabel("generation")
     ax.set_ylabel(metric)
     ax.set_title(f"{family}: {metric}", fontsize=10)
@@ -93,8 +100,13 @@ def plot_study(study: Study, data: pd.DataFrame, folder: str | Path) -> list[Pat
             fig.savefig(path, dpi=110)
             plt.close(fig)
             written.append(path)
-    panels = [(f, m) for f, m in OVERVIEW if f in families
-              and any(m in c.metrics for c in study.cells if c.family == f)]
+    panels = []
+    for f in families:
+        present = [m for m in OVERVIEW.get(f, [])
+                   if any(m in c.metrics for c in study.cells if c.family == f)]
+        if "variance" in present and "cov_trace" in present:
+            present.remove("cov_trace")  # the same number in 1-D
+        panels += [(f, m) for m in present[:PANELS_PER_FAMILY]]
     if panels:
         cols = min(3, len(panels))
         rows = -(-len(panels) // cols)

@@ -191,6 +191,6 @@ def combine(study: Study, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
                                      "replicate", "metric", "value"])
     out = pd.concat(frames, ignore_index=True)
     for axis in study.axes:   # a swept column of mixed types is stored as text
-        if axis in out and out[axis].map(type).nunique() > 1:
+        if axis in out and out[axis].dropna().map(type).nunique() > 1:
             out[axis] = out[axis].astype(str)
     return out
