@@ -120,9 +120,10 @@ def tidy(values: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame({
         "generation": np.tile(np.repeat(np.arange(g, dtype=np.int32), r), m),
         "replicate": np.tile(np.arange(r, dtype=np.int32), g * m),
-        "metric": pd.Categorical.from_codes(np.repeat(np.arange(m), g * r), categories=list(names)),
+        "metric": pd.Categorical.from_codes(np.repeat(np.arange(m, dtype=np.int16), g * r),
+                                            categories=list(names)),
         "value": np.transpose(values, (1, 0, 2)).ravel(),
-    })
+    }, copy=False)
 
 
 def truth_value(cell: CellConfig, metric: str) -> float | None:

@@ -63,7 +63,7 @@ def block_length(shape: tuple[int, ...], budget: int = 2**14) -> int:
     """Generations drawn per refill for one replicate: depends on the shape only, never on
     how many replicates share a chunk (which would make results chunk-dependent)."""
     size = max(1, int(np.prod(shape, dtype=np.int64)))
-    return int(max(1, min(1024, budget // size)))
+    return int(max(1, min(256, budget // size)))
 
 
 class Stream:
@@ -109,8 +109,10 @@ class Stream:
             # long runs pay the per-replicate Python call only a few times.
             cap = block_length(shape)
             b = min(cap, 64 if slot is None else 2 * slot[0].shape[1])
-            gens = self.generators("buffered")
-            slot = [np.stack([fill(g, (b, *shape)) for g in gens]), 0]
+            block = np.empty((self.n_replicates, b, *shape))
+            for g, row in zip(self.generators("buffered"), block):
+                fill(g, row)  # writes in place: no per-replicate temporaries to stack
+            slot = [block, 0]
             self._buffers[key] = slot
         out = slot[0][:, slot[1]]
         slot[1] += 1
@@ -119,18 +121,28 @@ class Stream:
     def normal(self, shape: tuple[int, ...]) -> np.ndarray:
         """Standard normals, (R, *shape)."""
         shape = tuple(shape)
-        return self._draw(f"normal{shape}", shape, lambda g, s: g.standard_normal(s))
+        return self._draw(f"normal{shape}", shape, lambda g, out: g.standard_normal(out=out))
 
     def uniform(self, shape: tuple[int, ...]) -> np.ndarray:
         """Uniforms on [0, 1), (R, *shape)."""
         shape = tuple(shape)
-        return self._draw(f"uniform{shape}", shape, lambda g, s: g.random(s))
+        return self._draw(f"uniform{shape}", shape, lambda g, out: g.random(out=out))
 
     def chisquare(self, df: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """Chi-square draws with degrees of freedom ``df`` (broadcast to ``shape``), (R, *shape)."""
         df = np.broadcast_to(np.asarray(df, dtype=float), shape)
         key = f"chisquare{shape}{df.tolist()}"
-        if np.all(df == df.flat[0]):  # a scalar df skips numpy's per-call array checks
-            scalar = float(df.flat[0])
-            return self._draw(key, tuple(shape), lambda g, s: g.chisquare(scalar, s))
-        return self._draw(key, tuple(shape), lambda g, s: g.chisquare(df, s))
+        # chi2(k) = 2 Gamma(k/2) draw for draw (numpy's own definition); Gamma fills in place.
+        if np.all(df == df.flat[0]):  # a scalar shape skips numpy's per-call array checks
+            half: float | np.ndarray = float(df.flat[0]) / 2.0
+        else:
+            half = df / 2.0
+
+        def fill(g: np.random.Generator, out: np.ndarray) -> None:
+            if isinstance(half, float):
+                g.standard_gamma(half, out=out)
+            else:
+                out[...] = g.standard_gamma(half, size=out.shape)
+            out *= 2.0
+
+        return self._draw(key, tuple(shape), fill)
