@@ -40,11 +40,20 @@ class RegressionParams:
 
 
 class RegressionModel:
-    """Fitted coefficients coef_ (R, d) and the replicate's fixed design design_ (R, T, d)."""
+    """Fitted coefficients coef_ (R, d), the replicate's fixed design design_ (R, T, d) and
+    the label noise standard deviation noise (known, as in the papers' setting)."""
 
-    def __init__(self, coef: np.ndarray, design: np.ndarray) -> None:
+    def __init__(self, coef: np.ndarray, design: np.ndarray, noise: float) -> None:
         self.coef_ = coef
         self.design_ = design
+        self.noise = noise
+
+    def log_prob(self, rows_xy: np.ndarray) -> np.ndarray:
+        """(R, M) conditional log-likelihood log N(y; x . w_hat, noise^2) of rows [x, y]
+        given as (R or 1, M, d + 1)."""
+        d = self.coef_.shape[1]
+        resid = rows_xy[..., d] - np.einsum("rmd,rd->rm", rows_xy[..., :d], self.coef_)
+        return -0.5 * ((resid / self.noise) ** 2 + np.log(2 * np.pi * self.noise**2))
 
 
 def rows(design: np.ndarray, n: int) -> np.ndarray:
@@ -97,7 +106,7 @@ class LinearRegression(Family):
         coef = np.einsum("rdn,rn->rd", np.linalg.pinv(x), y)
         # The design is the first T rows of generation 0's (real) training set.
         design = previous.design_ if previous is not None else x[:, : self.params.n_train].copy()
-        return RegressionModel(coef, design)
+        return RegressionModel(coef, design, self.params.noise)
 
     def sample(self, model: RegressionModel, n: int, generation: int, stream: Stream,
                sampling: Sampling, stats: bool) -> Samples:
