@@ -8,7 +8,6 @@ from typing import Any
 
 import pandas as pd
 
-from .loop import run_cell
 from .progress import Progress
 from .runs.store import RunStore, combine, write_parquet
 from .runs.study import Study, parse_study, read_toml
@@ -44,27 +43,37 @@ def make_study(study: str | Path | dict[str, Any] | None = None, **overrides: An
 
 
 def run_study(study: Study, out: str | Path | None = None, quiet: bool = True,
-              plots: bool = True) -> RunResult:
-    """Simulate every cell of ``study``. With ``out``, results are stored there (resuming
-    finished cells) and plotted; without, they are returned in memory only."""
+              plots: bool = True, executor: str = "local", workers: int = 1,
+              address: str | None = None) -> RunResult:
+    """Simulate every unfinished cell of ``study``.
+
+    With ``out``, results are stored there (finished cells are skipped, so an interrupted
+    run resumes) and plotted; without, they are returned in memory only. ``executor`` is
+    'local' (``workers`` processes) or 'ray' (a cluster at ``address``, or a local one);
+    the numbers are identical either way.
+    """
+    from .sweep import make_executor
+
+    runner = make_executor(executor, workers, address)
     store = RunStore(out) if out is not None else None
     if store is not None:
         store.open(study)
-    todo = [c for c in study.cells if store is None or not store.is_done(c)]
-    progress = Progress(sum(c.generations * c.replicates for c in todo), enabled=not quiet,
-                        label=study.name)
     tables: dict[str, pd.DataFrame] = {}
     result = RunResult(study, pd.DataFrame(), Path(out) if out is not None else None)
+    todo = []
+    for cell in study.cells:
+        if store is not None and store.is_done(cell):
+            tables[cell.key] = store.load_cell(cell)
+            result.skipped.append(cell.key)
+        else:
+            todo.append(cell)
+    progress = Progress(sum(c.generations * c.replicates for c in todo), enabled=not quiet,
+                        label=f"{study.name}: {len(todo)} cell(s)")
+    by_key = {c.key: c for c in todo}
     try:
-        for cell in study.cells:
-            if store is not None and store.is_done(cell):
-                tables[cell.key] = store.load_cell(cell)
-                result.skipped.append(cell.key)
-                continue
-            tables[cell.key] = run_cell(cell, progress.advance)
-            if store is not None:
-                store.save_cell(cell, tables[cell.key])
-            result.ran.append(cell.key)
+        for key, df in runner.run(todo, str(out) if out is not None else None, progress.advance):
+            tables[key] = df if df is not None else store.load_cell(by_key[key])
+            result.ran.append(key)
     finally:
         progress.close()
     result.metrics = combine(study, tables)

@@ -1,4 +1,4 @@
-"""The command line: ``modelcollapse run`` and ``modelcollapse list``.
+"""The command line: ``modelcollapse run | sweep | query | report | list``.
 
 Every user mistake ends in one sentence on stderr and exit code 2; results already on disk
 are never overwritten by a failed or different run.
@@ -33,11 +33,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     return params
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="modelcollapse", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run a study file or one setting given by flags")
-    r.add_argument("study", nargs="?", help="a study TOML file (flags below override it)")
+def _add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--family", help="model family (see `modelcollapse list`)")
     r.add_argument("--policy", help="policy building each training set")
     r.add_argument("--n-samples", type=int, help="data per generation (default: the family's)")
@@ -48,10 +44,45 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a family, policy or loop parameter; a [list] sweeps it")
     r.add_argument("--out", help="result folder (default: runs/<study name>)")
+    r.add_argument("--executor", default="local", help="local (process pool) or ray")
+    r.add_argument("--workers", type=int, default=1, help="parallel cells (default 1)")
+    r.add_argument("--address", help="Ray cluster address (default: start a local one)")
+    r.add_argument("--new-folder", action="store_true",
+                   help="if --out holds a different run, write to the next free OUT-2, OUT-3, ...")
+    r.add_argument("--mlflow", nargs="?", const="", metavar="URI",
+                   help="log each cell as an MLflow run (default store: OUT/mlruns)")
     r.add_argument("--no-plots", action="store_true", help="skip writing PNG plots")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="modelcollapse", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a study file or one setting given by flags")
+    r.add_argument("study", nargs="?", help="a study TOML file (flags below override it)")
+    _add_run_options(r)
+    s = sub.add_parser("sweep", help="run (or resume) a study file's grid, in parallel if asked")
+    s.add_argument("study", help="a study TOML file")
+    _add_run_options(s)
+    q = sub.add_parser("query", help="SQL (DuckDB) over a run folder: views metrics and cells")
+    q.add_argument("folder")
+    q.add_argument("sql")
+    q.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    rep = sub.add_parser("report", help="write DIR/report.html, one self-contained page")
+    rep.add_argument("folder")
     sub.add_parser("list", help="list families, policies, metrics and parameters")
     return p
+
+
+def _free_folder(out: Path, study) -> Path:
+    """``out`` itself when it is new or holds this study, else the next free OUT-k."""
+    from .runs.store import RunStore
+    k = 1
+    candidate = out
+    while RunStore(candidate).holds_other(study):
+        k += 1
+        candidate = out.with_name(f"{out.name}-{k}")
+    return candidate
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -67,13 +98,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.study is None:
         study.name = f"{study.cells[0].family}-{study.cells[0].policy}"
     out = Path(args.out) if args.out else Path("runs") / study.name
-    result = run_study(study, out, quiet=args.quiet, plots=not args.no_plots)
+    if args.new_folder:
+        chosen = _free_folder(out, study)
+        if chosen != out and not args.quiet:
+            print(f"{out} holds a different run; writing to {chosen}")
+        out = chosen
+    result = run_study(study, out, quiet=args.quiet, plots=not args.no_plots,
+                       executor=args.executor, workers=args.workers, address=args.address)
+    if args.mlflow is not None and result.ran:
+        from .runs.mlflow_log import default_uri, log_cells
+        tables = {k: result.metrics[result.metrics.cell == k] for k in result.ran}
+        log_cells(study, tables, result.ran, args.mlflow or default_uri(out))
     if not args.quiet:
         print(f"{out}: {len(study.cells)} cell(s), {len(result.ran)} run, "
               f"{len(result.skipped)} already done; {len(result.metrics):,} metric rows in "
               f"{out / 'metrics.parquet'}")
         if result.plots:
             print(f"plots: {out / 'plots'} ({len(result.plots)} PNG files, overview.png first)")
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from .runs.query import query
+    df = query(args.folder, args.sql)
+    print(df.to_csv(index=False) if args.csv else df.to_string(index=False))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report.html import write_report
+    path = write_report(args.folder)
+    print(f"wrote {path}")
     return 0
 
 
@@ -106,8 +161,12 @@ def cmd_list() -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "run":
+        if args.command in ("run", "sweep"):
             return cmd_run(args)
+        if args.command == "query":
+            return cmd_query(args)
+        if args.command == "report":
+            return cmd_report(args)
         return cmd_list()
     except UserError as e:
         print(f"modelcollapse: error: {e}", file=sys.stderr)

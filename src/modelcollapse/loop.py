@@ -8,6 +8,7 @@ generation g is fitted on the training set the policy built from generation g-1'
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -96,21 +97,40 @@ def build(cell: CellConfig) -> tuple[Family, Policy, Sampling, list[Metric]]:
     return family, policy, sampling, [METRICS.get(m) for m in cell.metrics]
 
 
-def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = None) -> pd.DataFrame:
+class Checkpoint(Protocol):
+    """Where a cell keeps finished chunks of replicates, so an interrupted cell resumes."""
+
+    def load_chunk(self, lo: int, hi: int) -> np.ndarray | None: ...
+
+    def save_chunk(self, lo: int, hi: int, values: np.ndarray) -> None: ...
+
+
+def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = None,
+             checkpoint: Checkpoint | None = None) -> pd.DataFrame:
     """Simulate one cell in chunks of replicates and return its tidy metrics table.
 
     Columns: generation (int32), replicate (int32), metric (str), value (float64); rows
-    ordered by metric, generation, replicate, whatever the chunk size.
+    ordered by metric, generation, replicate, whatever the chunk size. With a
+    ``checkpoint``, each finished chunk is saved and chunks saved earlier are reused
+    (identical numbers: a chunk's values depend only on its replicates' seeds).
     """
     family, policy, sampling, metrics = build(cell)
     seeds = SeedTree(cell.seed, cell.key)
     size = chunk_size(cell, family, policy)
     values = np.empty((cell.generations, len(metrics), cell.replicates))
     for lo in range(0, cell.replicates, size):
-        reps = np.arange(lo, min(cell.replicates, lo + size))
-        values[:, :, reps] = simulate(family, policy, sampling, metrics, cell.n_samples,
-                                      cell.generations, seeds, reps, cell.params["sufficient_stats"],
-                                      on_generation)
+        hi = min(cell.replicates, lo + size)
+        saved = checkpoint.load_chunk(lo, hi) if checkpoint is not None else None
+        if saved is not None and saved.shape == (cell.generations, len(metrics), hi - lo):
+            values[:, :, lo:hi] = saved
+            if on_generation is not None:
+                on_generation((hi - lo) * cell.generations)
+            continue
+        values[:, :, lo:hi] = simulate(family, policy, sampling, metrics, cell.n_samples,
+                                       cell.generations, seeds, np.arange(lo, hi),
+                                       cell.params["sufficient_stats"], on_generation)
+        if checkpoint is not None:
+            checkpoint.save_chunk(lo, hi, values[:, :, lo:hi])
     return tidy(values, [m.name for m in metrics])
 
 

@@ -23,6 +23,7 @@ import io
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tomllib
@@ -38,6 +39,23 @@ from .config import ENGINE_ONLY, CellConfig
 from .study import Study
 
 FORMAT_VERSION = 1
+
+
+def fault_point(name: str) -> None:
+    """Fault injection for the reliability tests: with MODELCOLLAPSE_FAULT=name:k in the
+    environment, the process kills itself with SIGKILL the k-th time it passes ``name``.
+    Points: 'after-parquet' (a cell's table written, its marker not yet), 'after-chunk'
+    (a chunk checkpoint written mid-cell)."""
+    spec = os.environ.get("MODELCOLLAPSE_FAULT", "")
+    point, _, count = spec.partition(":")
+    if point != name:
+        return
+    fault_point.counts[name] = fault_point.counts.get(name, 0) + 1  # type: ignore[attr-defined]
+    if fault_point.counts[name] >= int(count or 1):  # type: ignore[attr-defined]
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+fault_point.counts = {}  # type: ignore[attr-defined]
 
 
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
@@ -147,6 +165,16 @@ class RunStore:
             raise UserError(f"output folder {self.root} already holds a different run; choose "
                             f"another --out. Difference:\n  " + "\n  ".join(shown))
 
+    def holds_other(self, study: Study) -> bool:
+        """True when this folder exists, is not empty, and is not a run of ``study``."""
+        if not self.root.exists() or (self.root.is_dir() and not any(self.root.iterdir())):
+            return False
+        try:
+            self._check_same(self.root / "study.toml", {"format": FORMAT_VERSION, **study.to_dict()})
+        except UserError:
+            return True
+        return not (self.root / "study.toml").exists()
+
     def is_done(self, cell: CellConfig) -> bool:
         return (self.cell_dir(cell) / "DONE").exists()
 
@@ -155,7 +183,16 @@ class RunStore:
         folder = self.cell_dir(cell)
         write_bytes(folder / "config.toml", tomli_w.dumps(cell.to_dict()).encode())
         write_parquet(folder / "metrics.parquet", df)
+        fault_point("after-parquet")
         write_bytes(folder / "DONE", json.dumps({"rows": len(df)}).encode())
+        chunks = folder / "chunks"
+        if chunks.is_dir():  # the cell is complete: its partial checkpoints are not needed
+            for f in chunks.iterdir():
+                f.unlink()
+            chunks.rmdir()
+
+    def checkpoint(self, cell: CellConfig) -> "ChunkCheckpoint":
+        return ChunkCheckpoint(self.cell_dir(cell) / "chunks")
 
     def load_cell(self, cell: CellConfig) -> pd.DataFrame:
         return pd.read_parquet(self.cell_dir(cell) / "metrics.parquet")
@@ -194,3 +231,25 @@ def combine(study: Study, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         if axis in out and out[axis].dropna().map(type).nunique() > 1:
             out[axis] = out[axis].astype(str)
     return out
+
+
+class ChunkCheckpoint:
+    """Finished chunks of one cell as ``chunks/<lo>-<hi>.npy`` (values (G, M, hi - lo))."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def load_chunk(self, lo: int, hi: int):
+        import numpy as np
+        path = self.folder / f"{lo}-{hi}.npy"
+        if not path.exists():
+            return None
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            return None  # a damaged checkpoint is recomputed, never trusted
+
+    def save_chunk(self, lo: int, hi: int, values) -> None:
+        import numpy as np
+        atomic_write(self.folder / f"{lo}-{hi}.npy", lambda fh: np.save(fh, values, allow_pickle=False))
+        fault_point("after-chunk")

@@ -1,0 +1,59 @@
+"""SQL over a run folder with DuckDB.
+
+Two views are defined: ``cells`` (one row per cell: cell, label, family, policy, n_samples,
+generations, replicates, and every swept parameter) and ``metrics`` (the tidy rows of every
+*finished* cell joined with its cell columns). Unfinished cells (no completion marker)
+are never visible, so a query during or after an interrupted sweep sees no partial data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import UserError
+from .store import RunStore
+
+
+def cells_table(store: RunStore) -> pd.DataFrame:
+    study = store.read_study()
+    rows = []
+    for cell in study.cells:
+        row = {"cell": cell.key, "label": study.label(cell), "family": cell.family,
+               "policy": cell.policy, "n_samples": cell.n_samples, "generations": cell.generations,
+               "replicates": cell.replicates, "done": store.is_done(cell)}
+        for axis in study.axes:
+            if axis not in row:
+                row[axis] = cell.params.get(axis)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def query(folder: str | Path, sql: str) -> pd.DataFrame:
+    """Run ``sql`` against the views ``metrics`` and ``cells`` of a run folder."""
+    try:
+        import duckdb
+    except ImportError:
+        raise UserError("modelcollapse query needs DuckDB: pip install 'modelcollapse[query]'") from None
+    store = RunStore(folder)
+    cells = cells_table(store)
+    con = duckdb.connect()
+    con.register("cells_df", cells)
+    con.execute("CREATE VIEW cells AS SELECT * FROM cells_df")
+    files = [str(store.root / "cells" / key / "metrics.parquet") for key in cells.cell[cells.done]]
+    if files:
+        listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        con.execute(
+            f"CREATE VIEW metrics AS SELECT c.* EXCLUDE (done, generations, replicates, n_samples), "
+            f"m.generation, m.replicate, m.metric, m.value FROM read_parquet([{listing}], "
+            f"filename = true) m JOIN cells c ON c.cell = regexp_extract(m.filename, "
+            f"'cells/([0-9a-f]+)/metrics.parquet$', 1)")
+    else:
+        con.execute("CREATE VIEW metrics AS SELECT NULL::VARCHAR AS cell, NULL::INTEGER AS generation, "
+                    "NULL::INTEGER AS replicate, NULL::VARCHAR AS metric, NULL::DOUBLE AS value WHERE false")
+    try:
+        return con.sql(sql).df()
+    except duckdb.Error as e:
+        first = str(e).strip().splitlines()[0]
+        raise UserError(f"query failed: {first}") from None

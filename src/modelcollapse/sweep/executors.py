@@ -1,0 +1,178 @@
+"""Executors run the unfinished cells of a study and hand back each finished one.
+
+A cell is a pure function of its resolved config (its seeds derive from the study seed
+and the cell's identity), so serial, process-pool and Ray runs give identical numbers.
+When the study is stored, the worker that finishes a cell writes its table and marker
+itself, so a crash loses only the cells in flight (and, inside a cell, only the chunk of
+replicates in flight: finished chunks are checkpointed).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any
+
+import pandas as pd
+
+from ..errors import UserError
+from ..loop import run_cell
+from ..runs.config import CellConfig
+from ..runs.store import RunStore
+
+Result = tuple[str, pd.DataFrame | None]   # (cell key, table when not stored)
+Progress = Callable[[int], None]
+
+_QUEUE: Any = None  # the progress queue of a pool worker
+
+
+class _Throttled:
+    """Adds up progress units and forwards them at most every 0.2 s."""
+
+    def __init__(self, send: Callable[[int], None]) -> None:
+        self.send, self.pending, self.last = send, 0, 0.0
+
+    def __call__(self, units: int) -> None:
+        self.pending += units
+        now = time.monotonic()
+        if now - self.last > 0.2:
+            self.flush()
+            self.last = now
+
+    def flush(self) -> None:
+        if self.pending:
+            self.send(self.pending)
+            self.pending = 0
+
+
+def execute_cell(cell_dict: dict[str, Any], out: str | None, on_progress: Progress | None = None) -> Result:
+    """Simulate one cell; store it under ``out`` (returning no table) or return its table."""
+    cell = CellConfig.from_dict(cell_dict)
+    if on_progress is None and _QUEUE is not None:
+        on_progress = _Throttled(_QUEUE.put)
+    store = RunStore(out) if out is not None else None
+    df = run_cell(cell, on_progress, store.checkpoint(cell) if store is not None else None)
+    if isinstance(on_progress, _Throttled):
+        on_progress.flush()
+    if store is not None:
+        store.save_cell(cell, df)
+        return cell.key, None
+    return cell.key, df
+
+
+def _init_worker(queue: Any) -> None:
+    global _QUEUE
+    _QUEUE = queue
+    # One BLAS thread per worker: the pool already uses every core.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+class LocalExecutor:
+    """Cells on ``workers`` local processes (1: in this process, no pool)."""
+
+    name = "local"
+
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise UserError(f"--workers must be >= 1; got {workers}")
+        self.workers = workers
+
+    def run(self, cells: Sequence[CellConfig], out: str | None, progress: Progress) -> Iterator[Result]:
+        if self.workers == 1 or len(cells) <= 1:
+            for cell in cells:
+                yield execute_cell(cell.to_dict(), out, progress)
+            return
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(queue,)) as pool:
+            pending = {pool.submit(execute_cell, c.to_dict(), out) for c in cells}
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(queue, progress)
+                for future in done:
+                    yield future.result()
+            _drain(queue, progress)
+
+
+def _drain(queue: Any, progress: Progress) -> None:
+    while True:
+        try:
+            progress(queue.get_nowait())
+        except Exception:  # queue.Empty, or a queue closed at shutdown
+            return
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast, with one sentence, when a Ray address cannot be reached."""
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address must be HOST:PORT (or ray://HOST:PORT); got '{address}'")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise UserError(f"cannot reach a Ray cluster at {address} within {timeout:.0f} s ({e.strerror or e})") from None
+
+
+class RayExecutor:
+    """Cells as Ray tasks (retried up to 3 times if a worker dies) on an existing cluster at
+    ``address``, or on a local cluster started for the run on 127.0.0.1 (no dashboard,
+    usage statistics off). Workers write to the same run folder, so a multi-node cluster
+    needs the folder on a shared file system."""
+
+    name = "ray"
+
+    def __init__(self, workers: int = 1, address: str | None = None) -> None:
+        self.workers = workers
+        self.address = address
+
+    def run(self, cells: Sequence[CellConfig], out: str | None, progress: Progress) -> Iterator[Result]:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        try:
+            import ray
+        except ImportError:
+            raise UserError("the ray executor needs Ray: pip install 'modelcollapse[ray]'") from None
+        started = False
+        if not ray.is_initialized():
+            if self.address:
+                _reachable(self.address)
+                ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+            else:
+                ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False, _node_ip_address="127.0.0.1")
+            started = True
+        try:
+            task = ray.remote(max_retries=3)(execute_cell)
+            refs = {task.remote(c.to_dict(), out): c for c in cells}
+            pending = list(refs)
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1, timeout=0.5)
+                for ref in done:
+                    cell = refs[ref]
+                    progress(cell.generations * cell.replicates)
+                    yield ray.get(ref)
+        finally:
+            if started:
+                ray.shutdown()
+
+
+EXECUTORS = {"local": LocalExecutor, "ray": RayExecutor}
+
+
+def make_executor(name: str = "local", workers: int = 1, address: str | None = None):
+    if name not in EXECUTORS:
+        from ..errors import unknown
+        raise unknown("executor", name, EXECUTORS)
+    if name == "ray":
+        return RayExecutor(workers, address)
+    if address:
+        raise UserError("--address is only used with --executor ray")
+    return LocalExecutor(workers)
