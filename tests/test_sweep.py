@@ -88,6 +88,15 @@ def test_ray_equals_local(study_file, reference, tmp_path):
     _same(tmp_path / "ray", reference)
 
 
+def test_ray_retries_a_killed_worker(study_file, reference, tmp_path):
+    flag = tmp_path / "fired"
+    res = sweep(study_file, tmp_path / "ray", "--executor", "ray", "--workers", "2",
+                MODELCOLLAPSE_FAULT="after-chunk:2", MODELCOLLAPSE_FAULT_ONCE=str(flag))
+    assert flag.exists()                      # a worker really died mid-cell ...
+    assert res.returncode == 0, res.stderr    # ... and Ray's retry finished the sweep
+    _same(tmp_path / "ray", reference)
+
+
 @pytest.mark.parametrize("fault", ["after-parquet:1", "after-parquet:3", "after-chunk:2", "after-chunk:5"])
 def test_sigkill_at_fault_points_then_resume(study_file, reference, tmp_path, fault):
     out = tmp_path / "run"

@@ -45,13 +45,20 @@ def fault_point(name: str) -> None:
     """Fault injection for the reliability tests: with MODELCOLLAPSE_FAULT=name:k in the
     environment, the process kills itself with SIGKILL the k-th time it passes ``name``.
     Points: 'after-parquet' (a cell's table written, its marker not yet), 'after-chunk'
-    (a chunk checkpoint written mid-cell)."""
+    (a chunk checkpoint written mid-cell). With MODELCOLLAPSE_FAULT_ONCE=PATH, only the
+    first process to get there dies (it creates PATH), so a retried task survives."""
     spec = os.environ.get("MODELCOLLAPSE_FAULT", "")
     point, _, count = spec.partition(":")
     if point != name:
         return
     fault_point.counts[name] = fault_point.counts.get(name, 0) + 1  # type: ignore[attr-defined]
     if fault_point.counts[name] >= int(count or 1):  # type: ignore[attr-defined]
+        once = os.environ.get("MODELCOLLAPSE_FAULT_ONCE")  # a flag file: fire in one process only
+        if once:
+            try:
+                os.close(os.open(once, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return
         os.kill(os.getpid(), signal.SIGKILL)
 
 
