@@ -16,6 +16,7 @@ paid once per block rather than once per generation.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 
@@ -26,6 +27,7 @@ STAGES = {"real": 1, "sample": 2, "policy": 3, "fit": 4, "heldout": 5, "design":
 SHARED = 2**32 - 1  # replicate slot for draws shared by all replicates of a cell
 
 
+@functools.lru_cache(maxsize=4096)
 def key_words(text: str) -> tuple[int, ...]:
     """Four 32-bit words of the SHA-256 of ``text``: a stable numeric name for seed paths."""
     digest = hashlib.sha256(text.encode()).digest()

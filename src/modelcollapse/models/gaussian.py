@@ -144,6 +144,11 @@ class Gaussian(Family):
             if n <= d:
                 raise UserError(f"sufficient statistics need samples larger than dim ({d}); got {n}")
             z = stream.normal((d,))
+            if d == 1:  # the common case, in a few (R, 1) operations: scatter = s^2 chi2(n-1)
+                sd = scale * chol[:, :, 0]
+                chi2 = stream.chisquare(n - 1, (1,))
+                return GaussianStats(n, mean + sd * z / np.sqrt(n), (sd * sd * chi2)[:, :, None],
+                                     n if source == REAL else 0)
             # Bartlett: the Wishart(n-1, I) factor A has chi(n-1-i) diagonal and N(0,1) below.
             diag = np.sqrt(stream.chisquare(n - 1 - np.arange(d), (d,)))
             a = np.zeros((len(z), d, d))

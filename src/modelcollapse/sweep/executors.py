@@ -88,8 +88,9 @@ class LocalExecutor:
             return
         ctx = multiprocessing.get_context("fork")
         queue = ctx.Queue()
-        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(queue,)) as pool:
+        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(queue,))
+        try:
             pending = {pool.submit(execute_cell, c.to_dict(), out) for c in cells}
             while pending:
                 done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -97,6 +98,10 @@ class LocalExecutor:
                 for future in done:
                     yield future.result()
             _drain(queue, progress)
+        finally:
+            # On an error or Ctrl-C, queued cells are dropped rather than run to completion;
+            # finished cells are already on disk and a rerun resumes.
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _drain(queue: Any, progress: Progress) -> None:
