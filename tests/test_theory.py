@@ -38,6 +38,18 @@ def test_gaussian_mle_variance_and_mean(stats, z):
         assert z(values(df, "mean_error", g), theory.gaussian_mean_sq(1.0, m, g + 1)) < Z
 
 
+@pytest.mark.parametrize("estimator,ddof", [("mle", 0), ("unbiased", 1)])
+def test_gaussian_log_det_multivariate(estimator, ddof, z):
+    m, d = 12, 3
+    df = run_one(family="gaussian", policy="replace", n_samples=m, generations=25, replicates=4000,
+                 seed=9, metrics=["cov_logdet"], params={"dim": d, "estimator": estimator})
+    for g in (0, 24):
+        assert z(values(df, "cov_logdet", g), theory.gaussian_log_det(1.0, m, g + 1, d, ddof)) < Z
+    # d = 1, ddof 1 is exactly Shumailov et al.'s E[ln s2].
+    assert theory.gaussian_log_det(1.0, 100, 50, 1, 1) == pytest.approx(
+        theory.gaussian_unbiased_log_variance(1.0, 100, 50))
+
+
 def test_gaussian_multivariate_trace(z):
     m, d = 30, 3
     df = run_one(family="gaussian", policy="replace", n_samples=m, generations=20, replicates=3000,

@@ -47,6 +47,22 @@ def gaussian_unbiased_log_variance(sigma2: float, m: int, n: np.ndarray) -> np.n
     return np.log(sigma2) + n * (digamma((m - 1) / 2.0) + np.log(2.0 / (m - 1)))
 
 
+def gaussian_log_det(sigma2: float, m: int, n: np.ndarray, dim: int = 1, ddof: int = 0,
+                     temperature: float = 1.0) -> np.ndarray:
+    """E[ln det S_n] of the fitted covariance after n refits on M samples, truth sigma^2 I_d.
+
+    Each refit multiplies the covariance by W/(M - ddof) with W ~ Wishart(M-1, I), whose
+    log-determinant has mean sum_{i<d} psi((M-1-i)/2) + d ln 2, so
+    E[ln det S_n] = d ln sigma^2 + n [sum_i psi((M-1-i)/2) + d ln(2/(M-ddof))] + 2 d (n-1) ln tau.
+    For d = 1 and ddof 1 this is Shumailov et al.'s E[ln s2] -> -inf. Unlike E[s2], whose
+    average over chains is dominated by rare chains at long horizons (s2 is a product of
+    many chi-square factors), this is what a mean over a few thousand chains estimates well.
+    """
+    n = np.asarray(n, dtype=float)
+    step = digamma((m - 1 - np.arange(dim)) / 2.0).sum() + dim * np.log(2.0 / (m - ddof))
+    return dim * np.log(sigma2) + n * step + 2 * dim * (n - 1) * np.log(temperature)
+
+
 def gaussian_unbiased_sample_variance(sigma2: float, m: int, n: np.ndarray) -> np.ndarray:
     """Var(X^n) = sigma^2 (1 + n/M): the variance of a draw from the n-th unbiased fit,
     over chains (Shumailov et al. 2024, SI)."""
@@ -126,6 +142,8 @@ def curve(family: str, policy: str, params: dict[str, Any], n_samples: int, metr
             return Curve(gaussian_variance(sigma2, m, n, ddof, tau), "E[s2] (Shumailov et al.)")
         if metric == "cov_trace":
             return Curve(d * gaussian_variance(sigma2, m, n, ddof, tau), "E[tr S] (Shumailov et al.)")
+        if metric == "cov_logdet" and m > d:
+            return Curve(gaussian_log_det(sigma2, m, n, d, ddof, tau), "E[ln det S] (Wishart)")
         if metric == "mean_error":
             return Curve(d * gaussian_mean_sq(sigma2, m, n, ddof, tau), "E[|mu-mu*|^2]")
     if family == "linear_regression" and metric == "test_error" and policy in ("replace", "accumulate") \
