@@ -14,6 +14,7 @@ SETTINGS = [
     dict(family="gaussian", policy="replace", n_samples=20, params={"dim": 2}),
     dict(family="gaussian", policy="mix", n_samples=20, params={"real_fraction": 0.25, "truncation": 0.9}),
     dict(family="gmm", policy="accumulate_subsample", n_samples=80, params={"components": 3, "truth_components": 3}),
+    dict(family="gmm", policy="replace", n_samples=80, params={"components": 3, "warm_start": True}),
     dict(family="kde", policy="mix", n_samples=40, params={"real_source": "fresh"}),
     dict(family="categorical", policy="accumulate", n_samples=50, params={"n_outcomes": 30}),
     dict(family="categorical", policy="mix", n_samples=50, params={"n_outcomes": 30, "sufficient_stats": False}),

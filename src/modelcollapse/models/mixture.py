@@ -79,7 +79,8 @@ class Mixture:
         diff = x[:, None, :, :] - self.means[:, :, None, :]     # (R, K, M, d)
         y = diff @ np.swapaxes(inv, -1, -2)                     # (R, K, M, d), BLAS
         logdet = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)  # (R, K')
-        return -0.5 * ((y * y).sum(-1) + self.dim * LOG_2PI + logdet[:, :, None])
+        maha = np.einsum("rkmi,rkmi->rkm", y, y)
+        return -0.5 * (maha + self.dim * LOG_2PI + logdet[:, :, None])
 
     def logpdf(self, x: np.ndarray, block: int = 1 << 22) -> np.ndarray:
         """(R, M) log density at points x (R or 1, M, d), in blocks to bound memory."""

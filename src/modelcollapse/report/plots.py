@@ -26,7 +26,7 @@ from ..runs.study import Study  # noqa: E402
 
 #: Panels of the overview figure: (family, metric), in order of preference.
 OVERVIEW = {"gaussian": ["variance", "cov_trace", "kl_to_truth", "tail_mass"],
-            "gmm": ["l2_to_truth", "n_components_alive", "tail_mass"],
+            "gmm": ["l2_to_truth", "kl_to_truth", "tail_mass", "n_components_alive"],
             "kde": ["kl_to_truth", "cov_trace", "tail_mass"],
             "categorical": ["support_size", "entropy", "hutter_error"],
             "linear_regression": ["test_error"]}
