@@ -33,9 +33,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -48,35 +47,13 @@ from modelcollapse.loop import build, run_cell, simulate, tidy
 from modelcollapse.randomness import SeedTree
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from provenance import code_version, machine as _machine, save  # noqa: E402
 R, G, M = 1000, 1000, 100
 
 
-def code_version() -> dict:
-    """The commit the package was measured at, and any uncommitted changes under src/."""
-    import subprocess
-    root = HERE.parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.split("\n")
-        return {"commit": commit, "src_dirty": [line.strip() for line in dirty if line.strip()]}
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": "unknown", "src_dirty": []}
-
-
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import numpy, pandas, scipy  # noqa: E401
-    return {"nproc": os.cpu_count(), "cpu_model": cpu, "python": platform.python_version(),
-            "numpy": numpy.__version__, "scipy": scipy.__version__, "pandas": pandas.__version__}
+    return _machine("numpy", "scipy", "pandas")
 
 
 # -- (a) the per-chain Python loop -------------------------------------------------------
@@ -265,10 +242,7 @@ def main() -> None:
     res["notes"] = {"var_final": "s2 at n=1000 is log-normal with log-sd ~4.5: sample mean and SE over "
                                  "1000 replicates are dominated by unobserved tail; use logvar_final."}
 
-    out = HERE / "results" / "gaussian.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
-    print(f"\nwrote {out}")
+    save("gaussian", res)
 
 
 if __name__ == "__main__":

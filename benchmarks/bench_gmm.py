@@ -32,8 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -52,35 +51,14 @@ from modelcollapse.models.mixture import ring
 from modelcollapse.randomness import SeedTree, Stream
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from provenance import code_version, machine as _machine, save  # noqa: E402
 K, D = 8, 2
 ALIVE = GMMParams().alive_threshold
 
 
-def code_version() -> dict:
-    """The commit the package was measured at, and any uncommitted changes under src/."""
-    import subprocess
-    root = HERE.parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.split("\n")
-        return {"commit": commit, "src_dirty": [line.strip() for line in dirty if line.strip()]}
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": "unknown", "src_dirty": []}
-
-
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu_model": cpu, "python": platform.python_version(),
-            "numpy": np.__version__, "sklearn": sklearn.__version__}
+    return _machine("numpy", "sklearn")
 
 
 def sample_mixture(weights: np.ndarray, means: np.ndarray, covs: np.ndarray, n: int,
@@ -275,10 +253,7 @@ def main() -> None:
           f"ours {q['ours_batched_fit_s']:.2f}s (one batch)")
     print(f"  max |log_likelihood_ - loglik at returned params| = {q['reported_minus_at_params_max_abs']:.2e}")
 
-    out = HERE / "results" / "gmm.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
-    print(f"\nwrote {out}")
+    save("gmm", res)
 
 
 if __name__ == "__main__":

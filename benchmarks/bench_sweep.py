@@ -7,10 +7,9 @@ Writes benchmarks/results/sweep.json. Checks the three runs give identical table
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +21,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from modelcollapse.api import make_study, run_study  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from provenance import code_version, machine, save  # noqa: E402
 
 
 def timed(study, out: Path, **kw) -> tuple[float, pd.DataFrame]:
@@ -35,7 +36,7 @@ def timed(study, out: Path, **kw) -> tuple[float, pd.DataFrame]:
 def main() -> None:
     study = make_study(HERE / "studies" / "sweep16.toml")
     tmp = Path(tempfile.mkdtemp(prefix="mc-bench-"))
-    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
+    results: dict = {"machine": machine("numpy", "ray"), "code": code_version()}
     serial, a = timed(study, tmp / "serial")
     local2, b = timed(study, tmp / "local2", workers=2)
     ray2, c = timed(study, tmp / "ray2", executor="ray", workers=2)
@@ -71,9 +72,7 @@ def main() -> None:
         print(f"report, 16 cells x 50 generations: {results['report16x50_s']:.1f}s")
     except ImportError:
         print("report: modelcollapse.report.html not available")
-    out = HERE / "results" / "sweep.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    save("sweep", results)
     shutil.rmtree(tmp)
 
 
