@@ -29,17 +29,17 @@ chunk_size = 4
 sufficient_stats = false
 """
 
-# About 5 s with 2 workers: long enough for the kills below to land mid-cell.
+# About 7 s with 2 workers here: long enough for the kills below to land mid-cell
+# (the test asserts that they did, so a faster engine cannot make it pass vacuously).
 SLOW = """
 name = "slow"
 family = "gmm"
 policy = ["replace", "mix"]
-n_samples = 1500
-generations = 40
+n_samples = 3000
+generations = 70
 replicates = 6
 [params]
 real_fraction = [0.1, 0.3, 0.6]
-warm_start = false
 chunk_size = 2
 """
 
@@ -114,7 +114,7 @@ def test_external_sigkill_of_parallel_sweep_then_resume(tmp_path):
     ref = sweep(study, tmp_path / "ref", "--workers", "2")
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "run"
-    for delay in (1.5, 2.0):
+    for delay in (1.5, 1.5):
         proc = subprocess.Popen([EXE, "sweep", str(study), "--out", str(out), "--no-plots", "--quiet",
                                  "--workers", "2"], env=_env(), start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
