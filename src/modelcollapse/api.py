@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from .errors import UserError
 from .progress import Progress
 from .runs.store import RunStore, combine, write_parquet
 from .runs.study import Study, parse_study, read_toml
@@ -35,6 +36,8 @@ def make_study(study: str | Path | dict[str, Any] | None = None, **overrides: An
         mapping, where, name = read_toml(study), f"{study}: ", Path(study).stem
     elif isinstance(study, dict):
         mapping = dict(study)
+    if not isinstance(mapping.get("params", {}), dict):
+        raise UserError(f"{where}params must be a table of parameter = value")
     params = {**mapping.get("params", {}), **overrides.pop("params", {})}
     mapping.update({k: v for k, v in overrides.items() if v is not None})
     if params:

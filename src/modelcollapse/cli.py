@@ -171,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"modelcollapse: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a path the user gave cannot be read or written
+        where = f" {e.filename}" if e.filename else ""
+        print(f"modelcollapse: error: cannot use{where}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("modelcollapse: interrupted; finished cells are kept and a rerun resumes", file=sys.stderr)
         return 130

@@ -18,9 +18,14 @@ from .models import FAMILIES, Family, Sampling
 from .models.base import Streams
 from .policies import POLICIES, Policy, Step
 from .randomness import SeedTree
+from .errors import UserError
 from .runs.config import CellConfig
 
 CHUNK_BYTES = 256 * 2**20  # memory budget for one chunk of replicates
+
+
+class NumericalError(UserError):
+    """A setting whose chain leaves floating-point range: reported, never written as NaN."""
 
 
 def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequence[Metric],
@@ -44,26 +49,31 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
     cache: dict = {"seeds": seeds}
     out = np.empty((generations, len(metrics), len(replicates)))
 
-    train, model = real, None
+    train, model, history = real, None, real
     for g in range(generations):
         # 1. Fit generation g on its training set (warm-started from g-1 where the family does).
         model = family.fit(train, model, streams["fit"])
 
         # 2. Measure it against the truth.
         ctx = MetricContext(family, model, train, g, n_samples, cache)
-        for i, metric in enumerate(metrics):
-            out[g, i] = metric.fn(ctx)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore", under="ignore"):
+            for i, metric in enumerate(metrics):
+                out[g, i] = metric.fn(ctx)
         if on_generation is not None:
             on_generation(len(replicates))
         if g == generations - 1:
             break
 
         # 3. Sample from it (with the configured sampling bias).
-        synthetic = (family.sample(model, n_synthetic, g, streams["sample"], sampling, stats)
-                     if n_synthetic > 0 else None)
+        with np.errstate(over="ignore", under="ignore"):
+            synthetic = (family.sample(model, n_synthetic, g, streams["sample"], sampling, stats)
+                         if n_synthetic > 0 else None)
 
         # 4. Build generation g+1's training set from real and synthetic data.
-        train = policy.next_train(Step(g, n_samples, train, synthetic, real, draw_real, streams["policy"]))
+        if policy.keeps_history and synthetic is not None:
+            history = history.concat(synthetic)
+        train = policy.next_train(Step(g, n_samples, train, synthetic, real, history, draw_real,
+                                       streams["policy"]))
 
     _check_finite_or_inf(out, metrics)
     return out
@@ -75,8 +85,10 @@ def _check_finite_or_inf(values: np.ndarray, metrics: Sequence[Metric]) -> None:
     bad = np.argwhere(np.isnan(values))
     if bad.size:
         g, i, r = bad[0]
-        raise FloatingPointError(
-            f"metric '{metrics[i].name}' is NaN at generation {g}, replicate index {r}")
+        raise NumericalError(
+            f"metric '{metrics[i].name}' is NaN at generation {g} (replicate index {r}): the "
+            f"chain left floating-point range (for example a temperature far from 1 over many "
+            f"generations); use fewer generations or a milder setting")
 
 
 def chunk_size(cell: CellConfig, family: Family, policy: Policy) -> int:

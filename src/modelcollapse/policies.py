@@ -32,6 +32,7 @@ class Step:
     train: Any               # that generation's training set
     synthetic: Any           # its model's samples, already curated
     real_pool: Any           # the original real data (generation 0's training set)
+    history: Any             # all data so far (real pool + every synthetic batch), when kept
     draw_real: Callable[[int, int], Any]  # (n, generation) -> fresh real data
     stream: Stream           # per-replicate randomness of the "policy" stage
 
@@ -48,6 +49,7 @@ class Policy(ABC):
     description: ClassVar[str]
     Params: ClassVar[type] = NoParams
     needs_samples: ClassVar[bool] = False
+    keeps_history: ClassVar[bool] = False  # the loop keeps all data so far in Step.history
 
     def __init__(self, params: Any) -> None:
         self.params = params
@@ -63,6 +65,10 @@ class Policy(ABC):
     def max_train_size(self, n_samples: int, generations: int) -> int:
         """The largest training set this policy builds, to size memory."""
         return n_samples
+
+    def real_size(self, n_samples: int) -> int:
+        """How many real data enter each later training set (0: none)."""
+        return 0
 
     @abstractmethod
     def next_train(self, step: Step) -> Any:
@@ -105,8 +111,8 @@ class SubsampleParams:
     keep: int = 0
 
     def __post_init__(self) -> None:
-        if self.keep < 0:
-            raise UserError(f"params.keep must be >= 0 (0 means n_samples); got {self.keep}")
+        if self.keep < 0 or self.keep == 1:
+            raise UserError(f"params.keep must be 0 (n_samples) or >= 2; got {self.keep}")
 
 
 @register
@@ -115,13 +121,16 @@ class AccumulateSubsample(Policy):
     description = "accumulate, then subsample uniformly to a fixed size (keep, default n_samples)"
     Params = SubsampleParams
     needs_samples = True
+    keeps_history = True
 
     def max_train_size(self, n_samples: int, generations: int) -> int:
-        return (self.params.keep or n_samples) + n_samples
+        return n_samples * generations
 
     def next_train(self, step: Step) -> Any:
+        # A uniform subset of *everything* accumulated (Kazdan et al.'s accumulate-subsample),
+        # so the expected share of each generation's data is 1 / (generations so far).
         keep = self.params.keep or step.n_samples
-        return step.train.concat(step.synthetic).subsample(keep, step.stream)
+        return step.history.subsample(keep, step.stream)
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,9 @@ class Mix(Policy):
 
     def n_real(self, n_samples: int) -> int:
         return int(round(self.params.real_fraction * n_samples))
+
+    def real_size(self, n_samples: int) -> int:
+        return self.n_real(n_samples)
 
     def synthetic_size(self, n_samples: int) -> int:
         return n_samples - self.n_real(n_samples)

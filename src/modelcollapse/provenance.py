@@ -71,7 +71,9 @@ class Samples:
         """A uniformly random subset of ``m`` data per replicate, without replacement."""
         if m >= self.size:
             return self
-        keys = stream.uniform((self.size,))
+        # Direct per-replicate draws: the pool's size changes from call to call, which the
+        # shape-keyed buffers of Stream are not made for.
+        keys = np.stack([g.random(self.size) for g in stream.generators("subsample")])
         return self.take(np.argsort(keys, axis=1, kind="stable")[:, :m])
 
     def real_share(self) -> np.ndarray:

@@ -92,12 +92,16 @@ def kl_to_truth(ctx: MetricContext) -> np.ndarray:
         m, s = ctx.model.mean_, ctx.model.cov_
         m0, s0 = ctx.family.truth_mean, ctx.family.truth_cov
         d = m.shape[1]
-        sinv = np.linalg.inv(s)
-        diff = m - m0
-        _, logdet = np.linalg.slogdet(s)
-        return 0.5 * (np.trace(sinv @ s0, axis1=1, axis2=2)
-                      + np.einsum("ri,rij,rj->r", diff, sinv, diff) - d
-                      + logdet - np.linalg.slogdet(s0)[1])
+        sign, logdet = np.linalg.slogdet(s)
+        out = np.full(len(m), np.inf)   # a collapsed (singular) model is infinitely far
+        ok = sign > 0
+        if ok.any():
+            sinv = np.linalg.inv(s[ok])
+            diff = m[ok] - m0
+            out[ok] = 0.5 * (np.trace(sinv @ s0, axis1=1, axis2=2)
+                             + np.einsum("ri,rij,rj->r", diff, sinv, diff) - d
+                             + logdet[ok] - np.linalg.slogdet(s0)[1])
+        return out
     x, true_logp = _heldout(ctx)
     return (true_logp[None] - ctx.model.mixture.logpdf(x)).mean(axis=1)
 

@@ -97,8 +97,8 @@ class Family(ABC):
         if n_samples < 2:
             raise UserError(f"n_samples must be >= 2; got {n_samples}")
 
-    def stats_supported(self, sampling: Sampling) -> bool:
-        """True when exact sufficient statistics can replace the samples."""
+    def stats_supported(self, sampling: Sampling, min_size: int) -> bool:
+        """True when exact sufficient statistics can replace samples of at least ``min_size``."""
         return False
 
     def bytes_per_replicate(self, max_train: int) -> int:

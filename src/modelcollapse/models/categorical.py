@@ -128,7 +128,7 @@ class Categorical(Family):
     Params = CategoricalParams
     default_n_samples = 1000
 
-    def stats_supported(self, sampling: Sampling) -> bool:
+    def stats_supported(self, sampling: Sampling, min_size: int) -> bool:
         return True
 
     def bytes_per_replicate(self, max_train: int) -> int:

@@ -117,9 +117,16 @@ class Gaussian(Family):
     Params = GaussianParams
     default_n_samples = 100
 
-    def stats_supported(self, sampling: Sampling) -> bool:
-        # A truncated sample's mean and scatter have no simple exact law.
-        return sampling.truncation >= 1.0
+    def stats_supported(self, sampling: Sampling, min_size: int) -> bool:
+        # A truncated sample's mean and scatter have no simple exact law, and the Bartlett
+        # factorization needs more data than dimensions.
+        return sampling.truncation >= 1.0 and min_size > self.params.dim
+
+    def validate(self, n_samples: int) -> None:
+        super().validate(n_samples)
+        if n_samples <= self.params.dim:
+            raise UserError(f"n_samples ({n_samples}) must exceed params.dim ({self.params.dim}) "
+                            f"for a Gaussian fit")
 
     def bytes_per_replicate(self, max_train: int) -> int:
         d = self.params.dim

@@ -5,7 +5,9 @@ X (T x d, T = ``n_train``) and keeps it for every generation; each generation re
 same design with the current model plus fresh noise, and the next model is the
 least-squares (pseudo-inverse) fit. w* is the unit vector 1/sqrt(d) (the test error does
 not depend on it). A datum is a row [x, y], so batches are (R, N, d + 1); a batch of size
-N uses design rows 0..N-1 cyclically, which lets ``accumulate`` stack whole designs.
+N uses design rows cyclically, which lets ``accumulate`` stack whole designs; under ``mix``
+the real part takes rows 0..k-1 and the synthetic part rows k..T-1, so the design is used
+exactly once per generation.
 """
 
 from __future__ import annotations
@@ -56,9 +58,17 @@ class RegressionModel:
         return -0.5 * ((resid / self.noise) ** 2 + np.log(2 * np.pi * self.noise**2))
 
 
-def rows(design: np.ndarray, n: int) -> np.ndarray:
-    """(R, n, d) design rows 0..n-1, cycling through the T rows."""
-    return design[:, np.arange(n) % design.shape[1]]
+def rows(design: np.ndarray, n: int, start: int = 0) -> np.ndarray:
+    """(R, n, d) design rows start..start+n-1, cycling through the T rows."""
+    return design[:, (start + np.arange(n)) % design.shape[1]]
+
+
+class DesignRows(Samples):
+    """Real data laid on the design in row order: a subset of k keeps rows 0..k-1, so that
+    mixed with synthetic data on rows k..T-1 every design row is used exactly once."""
+
+    def subsample(self, m: int, stream: Stream) -> Samples:
+        return Samples(self.values[:, :m], self.source[:, :m], self.generation[:, :m])
 
 
 @register
@@ -93,7 +103,8 @@ class LinearRegression(Family):
         def draw(n: int, generation: int) -> Samples:
             x = rows(design, n)
             y = x @ self.coef + self.params.noise * streams["real"].normal((n,))
-            return Samples.made(np.concatenate([x, y[:, :, None]], axis=2), REAL, generation)
+            made = Samples.made(np.concatenate([x, y[:, :, None]], axis=2), REAL, generation)
+            return DesignRows(made.values, made.source, made.generation)
 
         return draw
 
@@ -110,7 +121,9 @@ class LinearRegression(Family):
 
     def sample(self, model: RegressionModel, n: int, generation: int, stream: Stream,
                sampling: Sampling, stats: bool) -> Samples:
-        x = rows(model.design_, n)
+        # The last n rows: a mix's real part holds rows 0..T-n-1 (see DesignRows).
+        t = model.design_.shape[1]
+        x = rows(model.design_, n, start=(t - n) % t)
         noise = standard_noise(stream, (n,), sampling.truncation)
         y = np.einsum("rnd,rd->rn", x, model.coef_) + sampling.temperature * self.params.noise * noise
         return Samples.made(np.concatenate([x, y[:, :, None]], axis=2), SYNTHETIC, generation)

@@ -9,6 +9,7 @@ compared with the truth get a dotted grey line at the true distribution's value.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
@@ -83,6 +84,13 @@ def _draw(ax, study: Study, data: pd.DataFrame, family: str, metric: str, legend
         ax.legend(fontsize=7, loc="best")
 
 
+def _save(fig, path: Path, dpi: int) -> None:
+    """Write a PNG under a temporary name, then rename: a crash never leaves half a plot."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
+    fig.savefig(tmp, dpi=dpi)
+    os.replace(tmp, path)
+
+
 def plot_study(study: Study, data: pd.DataFrame, folder: str | Path) -> list[Path]:
     """Write plots/<family>__<metric>.png for every metric and plots/overview.png."""
     folder = Path(folder)
@@ -97,7 +105,7 @@ def plot_study(study: Study, data: pd.DataFrame, folder: str | Path) -> list[Pat
             _draw(ax, study, data, family, metric)
             fig.tight_layout()
             path = folder / f"{family}__{metric}.png"
-            fig.savefig(path, dpi=110)
+            _save(fig, path, dpi=110)
             plt.close(fig)
             written.append(path)
     panels = []
@@ -119,7 +127,7 @@ def plot_study(study: Study, data: pd.DataFrame, folder: str | Path) -> list[Pat
                      fontsize=11)
         fig.tight_layout()
         path = folder / "overview.png"
-        fig.savefig(path, dpi=100)
+        _save(fig, path, dpi=100)
         plt.close(fig)
         written.append(path)
     return written

@@ -27,9 +27,14 @@ def log_cells(study: Study, tables: dict[str, pd.DataFrame], keys: list[str], ur
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise UserError("--mlflow needs MLflow: pip install 'modelcollapse[mlflow]'") from None
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(study.name)
-    exp_id = exp.experiment_id if exp else client.create_experiment(study.name)
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        exp = client.get_experiment_by_name(study.name)
+        exp_id = exp.experiment_id if exp else client.create_experiment(study.name)
+    except Exception as e:  # MLflow raises its own types for a bad URI or store
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"--mlflow {uri}: cannot use this tracking store ({first}); results are "
+                        f"saved, rerun with a valid URI to log them") from None
     cells = {c.key: c for c in study.cells}
     for key in keys:
         cell = cells[key]

@@ -36,16 +36,20 @@ def query(folder: str | Path, sql: str) -> pd.DataFrame:
         import duckdb
     except ImportError:
         raise UserError("modelcollapse query needs DuckDB: pip install 'modelcollapse[query]'") from None
+    if not sql.strip():
+        raise UserError("the SQL query is empty; for example: \"select * from cells\"")
     store = RunStore(folder)
     cells = cells_table(store)
     con = duckdb.connect()
     con.register("cells_df", cells)
     con.execute("CREATE VIEW cells AS SELECT * FROM cells_df")
     files = [str(store.root / "cells" / key / "metrics.parquet") for key in cells.cell[cells.done]]
+    hidden = ", ".join(c for c in ("done", "generations", "replicates", "n_samples")
+                       if c == "done" or c not in store.read_study().axes)
     if files:
         listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         con.execute(
-            f"CREATE VIEW metrics AS SELECT c.* EXCLUDE (done, generations, replicates, n_samples), "
+            f"CREATE VIEW metrics AS SELECT c.* EXCLUDE ({hidden}), "
             f"m.generation, m.replicate, m.metric, m.value FROM read_parquet([{listing}], "
             f"filename = true) m JOIN cells c ON c.cell = regexp_extract(m.filename, "
             f"'cells/([0-9a-f]+)/metrics.parquet$', 1)")
@@ -53,7 +57,10 @@ def query(folder: str | Path, sql: str) -> pd.DataFrame:
         con.execute("CREATE VIEW metrics AS SELECT NULL::VARCHAR AS cell, NULL::INTEGER AS generation, "
                     "NULL::INTEGER AS replicate, NULL::VARCHAR AS metric, NULL::DOUBLE AS value WHERE false")
     try:
-        return con.sql(sql).df()
+        result = con.sql(sql)
+        if result is None:
+            raise UserError("the query returned no table; give a SELECT (or another query with rows)")
+        return result.df()
     except duckdb.Error as e:
         first = str(e).strip().splitlines()[0]
         raise UserError(f"query failed: {first}") from None

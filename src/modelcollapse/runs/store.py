@@ -112,10 +112,19 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def manifest(study: Study) -> dict[str, Any]:
-    import numpy
-    import scipy
+def _library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that can touch results (without importing them)."""
+    from importlib import metadata
+    out = {}
+    for name in ("numpy", "scipy", "pandas", "pyarrow", "matplotlib", "duckdb", "ray", "mlflow-skinny"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
 
+
+def manifest(study: Study) -> dict[str, Any]:
     from .. import __version__
     return {
         "format": FORMAT_VERSION,
@@ -123,7 +132,7 @@ def manifest(study: Study) -> dict[str, Any]:
         "version": __version__,
         "git_commit": git_commit(),
         "python": platform.python_version(),
-        "libraries": {"numpy": numpy.__version__, "scipy": scipy.__version__, "pandas": pd.__version__},
+        "libraries": _library_versions(),
         "seed": study.seed,
         "cells": {c.key: study.label(c) for c in study.cells},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -158,7 +167,7 @@ class RunStore:
     def _check_same(self, study_file: Path, resolved: dict[str, Any]) -> None:
         try:
             old = tomllib.loads(study_file.read_text("utf-8"))
-        except Exception:
+        except (OSError, ValueError):
             raise UserError(f"{study_file} is unreadable; choose another --out") from None
         if old.get("format", 0) > FORMAT_VERSION:
             raise UserError(f"{self.root} was written by a newer modelcollapse (format "
@@ -183,7 +192,10 @@ class RunStore:
         return not (self.root / "study.toml").exists()
 
     def is_done(self, cell: CellConfig) -> bool:
-        return (self.cell_dir(cell) / "DONE").exists()
+        """Finished: the marker exists and so does the table it vouches for (a table deleted
+        by hand makes the cell run again rather than break every reader)."""
+        folder = self.cell_dir(cell)
+        return (folder / "DONE").exists() and (folder / "metrics.parquet").exists()
 
     def save_cell(self, cell: CellConfig, df: pd.DataFrame) -> None:
         """Write the cell's table, then its marker (so a crash between them reruns the cell)."""
@@ -202,17 +214,29 @@ class RunStore:
         return ChunkCheckpoint(self.cell_dir(cell) / "chunks")
 
     def load_cell(self, cell: CellConfig) -> pd.DataFrame:
-        return pd.read_parquet(self.cell_dir(cell) / "metrics.parquet")
+        path = self.cell_dir(cell) / "metrics.parquet"
+        try:
+            return pd.read_parquet(path)
+        except Exception as e:  # pyarrow raises several types for a damaged file
+            raise UserError(f"{path} is unreadable ({type(e).__name__}); delete "
+                            f"{self.cell_dir(cell) / 'DONE'} to recompute that cell") from None
 
     def read_study(self) -> Study:
         """The study stored in this folder."""
         path = self.root / "study.toml"
         if not path.exists():
             raise UserError(f"{self.root} holds no study.toml; is it a modelcollapse run folder?")
-        d = tomllib.loads(path.read_text("utf-8"))
+        try:
+            d = tomllib.loads(path.read_text("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise UserError(f"{path} is not a valid study file ({e})") from None
         if d.get("format", 0) > FORMAT_VERSION:
             raise UserError(f"{self.root} was written by a newer modelcollapse (format {d['format']})")
-        return Study(d["name"], d["seed"], [CellConfig.from_dict(c) for c in d["cells"]], list(d["axes"]))
+        try:
+            return Study(d["name"], d["seed"], [CellConfig.from_dict(c) for c in d["cells"]],
+                         list(d["axes"]))
+        except (KeyError, TypeError) as e:
+            raise UserError(f"{path} is not a modelcollapse study file (missing {e})") from None
 
 
 def combine(study: Study, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -25,8 +25,9 @@ from .config import CellConfig, LoopParams, coerce, fields_of, make_params
 
 TOP_KEYS = ("name", "family", "policy", "n_samples", "generations", "replicates", "seed",
             "metrics", "params")
-AXIS_KEYS = ("family", "policy", "n_samples", "generations")
+AXIS_KEYS = ("family", "policy", "n_samples")
 DEFAULTS = {"policy": "replace", "generations": 20, "replicates": 20, "seed": 0}
+RESULT_BYTES = 4 * 2**30   # the largest (generations x metrics x replicates) table a cell may hold
 
 
 @dataclass
@@ -60,6 +61,8 @@ class Study:
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Parse a study file; errors name the file, line and column."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"study file {path} is a directory; give a .toml file")
     if not path.is_file():
         raise UserError(f"study file {path} does not exist")
     try:
@@ -102,7 +105,7 @@ def parse_study(mapping: dict[str, Any], where: str = "", name: str = "run") -> 
     m = {**DEFAULTS, **mapping}
     if "family" not in m:
         raise UserError(f"{where}no family given; choose from: {', '.join(FAMILIES.names())}")
-    for key in ("replicates", "seed"):
+    for key in ("replicates", "seed", "generations"):
         if isinstance(m[key], list):
             raise UserError(f"{where}{key} cannot be a sweep axis; give one integer")
     replicates = coerce(m["replicates"], int, f"{where}replicates")
@@ -129,7 +132,7 @@ def parse_study(mapping: dict[str, Any], where: str = "", name: str = "run") -> 
     used: set[str] = set()
     names = list(axes)
     for combo in itertools.product(*(axes[k] for k in names)):
-        setting = dict(zip(names, combo))
+        setting = {**dict(zip(names, combo)), "generations": m["generations"]}
         cell, consumed = _resolve_cell(setting, list(params), replicates, seed, wanted, where)
         used |= consumed
         cells.setdefault(cell.key, cell)
@@ -161,6 +164,8 @@ def _metric_names(value: Any, where: str) -> list[str] | None:
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise UserError(f"{where}metrics must be a list of metric names or \"all\"")
+    if not value:
+        raise UserError(f"{where}metrics is an empty list; name at least one metric or omit the key")
     for v in value:
         METRICS.get(v)  # raises with the closest name
     return value
@@ -178,14 +183,19 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
     consumed = set(fields_of(fam_cls.Params)) | set(fields_of(pol_cls.Params)) | set(fields_of(LoopParams))
     n_samples = setting.get("n_samples")
     n_samples = fam_cls.default_samples(fam) if n_samples is None else coerce(n_samples, int, f"{where}n_samples")
-    generations = coerce(setting.get("generations"), int, f"{where}generations")
+    generations = coerce(setting.get("generations", DEFAULTS["generations"]), int, f"{where}generations")
     if generations < 1:
         raise UserError(f"{where}generations must be >= 1; got {generations}")
     family = fam_cls(fam, n_samples)
-    family.validate(n_samples)
+    try:
+        family.validate(n_samples)
+    except UserError as e:
+        raise UserError(f"{where}{e}") from None
     policy = pol_cls(pol)
     sampling = Sampling(loop.temperature, loop.truncation)
-    stats_possible = family.stats_supported(sampling) and not policy.uses_samples()
+    sizes = [n_samples, policy.synthetic_size(n_samples), policy.real_size(n_samples)]
+    stats_possible = (family.stats_supported(sampling, min(s for s in sizes if s > 0))
+                      and not policy.uses_samples())
     if loop.sufficient_stats is True and not stats_possible:
         raise UserError(f"{where}params.sufficient_stats = true is not possible for family "
                         f"{family_name} with policy {policy_name} and this sampling; use 'auto'")
@@ -193,5 +203,10 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
     flat["sufficient_stats"] = bool(stats_possible and loop.sufficient_stats is not False)
     metrics = tuple(n for n, mt in METRICS.items() if mt.applies_to(family_name, fam)
                     and (wanted is None or n in wanted))
+    need = 8 * generations * len(metrics) * replicates
+    if need > RESULT_BYTES:
+        raise UserError(f"{where}{generations} generations x {len(metrics)} metrics x {replicates} "
+                        f"replicates need {need / 2**30:.0f} GiB of results; use fewer replicates, "
+                        f"generations or metrics")
     cell = CellConfig(family_name, policy_name, n_samples, generations, replicates, seed, metrics, flat)
     return cell, consumed & set(param_keys)

@@ -127,6 +127,29 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
         raise UserError(f"cannot reach a Ray cluster at {address} within {timeout:.0f} s ({e.strerror or e})") from None
 
 
+def _connect(ray: Any, address: str, timeout: float = 60.0) -> None:
+    """ray.init on an existing cluster, bounded in time: a port that answers but is not a
+    Ray head would otherwise hang the run."""
+    import threading
+    outcome: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            outcome.append(None)
+        except BaseException as e:  # reported below as one sentence
+            outcome.append(e)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        raise UserError(f"no Ray cluster answered at {address} within {timeout:.0f} s")
+    if outcome[0] is not None:
+        raise UserError(f"cannot connect to a Ray cluster at {address} ({type(outcome[0]).__name__}: "
+                        f"{str(outcome[0]).strip().splitlines()[0] if str(outcome[0]).strip() else ''})")
+
+
 class RayExecutor:
     """Cells as Ray tasks (retried up to 3 times if a worker dies) on an existing cluster at
     ``address``, or on a local cluster started for the run on 127.0.0.1 (no dashboard,
@@ -136,8 +159,12 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, workers: int = 1, address: str | None = None) -> None:
+        if workers < 1:
+            raise UserError(f"--workers must be >= 1; got {workers}")
         self.workers = workers
         self.address = address
+        if address:
+            _reachable(address)  # before any result folder is written
 
     def run(self, cells: Sequence[CellConfig], out: str | None, progress: Progress) -> Iterator[Result]:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -148,8 +175,7 @@ class RayExecutor:
         started = False
         if not ray.is_initialized():
             if self.address:
-                _reachable(self.address)
-                ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+                _connect(ray, self.address)
             else:
                 ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False,
                          configure_logging=False, _node_ip_address="127.0.0.1")
