@@ -13,21 +13,15 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UserError
-from .store import RunStore
+from .store import RunStore, cell_columns
+from .study import Study
 
 
-def cells_table(store: RunStore) -> pd.DataFrame:
-    study = store.read_study()
-    rows = []
-    for cell in study.cells:
-        row = {"cell": cell.key, "label": study.label(cell), "family": cell.family,
-               "policy": cell.policy, "n_samples": cell.n_samples, "generations": cell.generations,
-               "replicates": cell.replicates, "done": store.is_done(cell)}
-        for axis in study.axes:
-            if axis not in row:
-                row[axis] = cell.params.get(axis)
-        rows.append(row)
-    return pd.DataFrame(rows)
+def cells_table(store: RunStore, study: Study) -> pd.DataFrame:
+    """One row per cell: its identifying columns, sizes, and whether it is finished."""
+    return pd.DataFrame([{**cell_columns(study, cell), "n_samples": cell.n_samples,
+                          "generations": cell.generations, "replicates": cell.replicates,
+                          "done": store.is_done(cell)} for cell in study.cells])
 
 
 def query(folder: str | Path, sql: str) -> pd.DataFrame:
@@ -39,13 +33,14 @@ def query(folder: str | Path, sql: str) -> pd.DataFrame:
     if not sql.strip():
         raise UserError("the SQL query is empty; for example: \"select * from cells\"")
     store = RunStore(folder)
-    cells = cells_table(store)
+    study = store.read_study()
+    cells = cells_table(store, study)
     con = duckdb.connect()
     con.register("cells_df", cells)
     con.execute("CREATE VIEW cells AS SELECT * FROM cells_df")
     files = [str(store.root / "cells" / key / "metrics.parquet") for key in cells.cell[cells.done]]
     hidden = ", ".join(c for c in ("done", "generations", "replicates", "n_samples")
-                       if c == "done" or c not in store.read_study().axes)
+                       if c == "done" or c not in study.axes)
     if files:
         listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         con.execute(

@@ -239,21 +239,26 @@ class RunStore:
             raise UserError(f"{path} is not a modelcollapse study file (missing {e})") from None
 
 
+def cell_columns(study: Study, cell: CellConfig) -> dict[str, Any]:
+    """The columns that identify a cell in tidy tables: cell, label, family, policy and
+    every swept parameter (None where it does not apply to the cell)."""
+    cols: dict[str, Any] = {"cell": cell.key, "label": study.label(cell),
+                            "family": cell.family, "policy": cell.policy}
+    for axis in study.axes:
+        if axis not in cols:
+            cols[axis] = getattr(cell, axis) if axis == "n_samples" else cell.params.get(axis)
+    return cols
+
+
 def combine(study: Study, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One tidy table for the study: cell columns (cell, label, family, policy and every
-    swept parameter) followed by generation, replicate, metric, value."""
+    """One tidy table for the study: cell columns (see ``cell_columns``) followed by
+    generation, replicate, metric, value."""
     frames = []
     for cell in study.cells:
         if cell.key not in tables:
             continue
-        df = tables[cell.key]
-        cols: dict[str, Any] = {"cell": cell.key, "label": study.label(cell),
-                                "family": cell.family, "policy": cell.policy}
-        for axis in study.axes:
-            if axis not in cols:
-                cols[axis] = getattr(cell, axis) if axis in ("n_samples", "generations") \
-                    else cell.params.get(axis)
-        frames.append(pd.DataFrame({k: [v] * len(df) for k, v in cols.items()}).join(df))
+        df, cols = tables[cell.key], cell_columns(study, cell)
+        frames.append(df.assign(**cols)[[*cols, *df.columns]])
     if not frames:
         return pd.DataFrame(columns=["cell", "label", "family", "policy", "generation",
                                      "replicate", "metric", "value"])
