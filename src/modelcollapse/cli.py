@@ -41,6 +41,10 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--replicates", type=int, help="independent chains")
     r.add_argument("--seed", type=int, help="study seed")
     r.add_argument("--metrics", help="comma-separated metric names (default: all that apply)")
+    r.add_argument("--corpus", help="text families: 'embedded' (default), a file or glob "
+                   "(.txt/.jsonl/.csv/.parquet, .gz/.zst), or hf:NAME[:CONFIG]")
+    r.add_argument("--text-field", help="text families: the field holding the text in "
+                   ".jsonl/.csv/.parquet/hf records (default: text)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a family, policy or loop parameter; a [list] sweeps it")
     r.add_argument("--out", help="result folder (default: runs/<study name>)")
@@ -90,6 +94,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = {"family": args.family, "policy": args.policy, "n_samples": args.n_samples,
                  "generations": args.generations, "replicates": args.replicates,
                  "seed": args.seed, "params": parse_sets(args.set)}
+    for flag, key in ((args.corpus, "corpus"), (args.text_field, "text_field")):
+        if flag is not None:
+            overrides["params"][key] = flag
     if args.metrics:
         overrides["metrics"] = [m.strip() for m in args.metrics.split(",") if m.strip()]
     if args.study is None and args.family is None:

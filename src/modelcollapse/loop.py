@@ -8,7 +8,7 @@ generation g is fitted on the training set the policy built from generation g-1'
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -30,13 +30,16 @@ class NumericalError(UserError):
 
 def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequence[Metric],
              n_samples: int, generations: int, seeds: SeedTree, replicates: np.ndarray,
-             stats: bool = False, on_generation: Callable[[int], None] | None = None) -> np.ndarray:
+             stats: bool = False, on_generation: Callable[[int], None] | None = None,
+             on_samples: Callable[[int, Any], None] | None = None) -> np.ndarray:
     """Run R chains for ``generations`` generations and return their metrics.
 
     Parameters
     ----------
     replicates : (R,) replicate indices; each chain's randomness depends only on its index.
     stats : draw exact sufficient statistics instead of samples (families that allow it).
+    on_samples : called as ``on_samples(g, batch)`` with every generation's synthetic data
+        (text families store their generated documents this way).
 
     Returns
     -------
@@ -46,7 +49,7 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
     draw_real = family.real_source(streams, stats)
     real = draw_real(n_samples, 0)
     n_synthetic = policy.synthetic_size(n_samples)
-    cache: dict = {"seeds": seeds}
+    cache: dict = {"seeds": seeds, "sampling": sampling}
     out = np.empty((generations, len(metrics), len(replicates)))
 
     train, model, history = real, None, real
@@ -68,6 +71,8 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
         with np.errstate(over="ignore", under="ignore"):
             synthetic = (family.sample(model, n_synthetic, g, streams["sample"], sampling, stats)
                          if n_synthetic > 0 else None)
+        if on_samples is not None and synthetic is not None:
+            on_samples(g, synthetic)
 
         # 4. Build generation g+1's training set from real and synthetic data.
         if policy.keeps_history and synthetic is not None:
@@ -116,6 +121,8 @@ class Checkpoint(Protocol):
 
     def save_chunk(self, lo: int, hi: int, values: np.ndarray) -> None: ...
 
+    def save_samples(self, generation: int, lo: int, hi: int, texts: list[list[str]]) -> None: ...
+
 
 def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = None,
              checkpoint: Checkpoint | None = None) -> pd.DataFrame:
@@ -138,9 +145,13 @@ def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = Non
             if on_generation is not None:
                 on_generation((hi - lo) * cell.generations)
             continue
+        keep = None
+        if checkpoint is not None and hasattr(family, "render"):
+            def keep(g: int, batch: Any, lo: int = lo, hi: int = hi) -> None:
+                checkpoint.save_samples(g, lo, hi, family.render(batch))
         values[:, :, lo:hi] = simulate(family, policy, sampling, metrics, cell.n_samples,
                                        cell.generations, seeds, np.arange(lo, hi),
-                                       cell.params["sufficient_stats"], on_generation)
+                                       cell.params["sufficient_stats"], on_generation, keep)
         if checkpoint is not None:
             checkpoint.save_chunk(lo, hi, values[:, :, lo:hi])
     return tidy(values, [m.name for m in metrics])

@@ -71,11 +71,64 @@ class Samples:
         """A uniformly random subset of ``m`` data per replicate, without replacement."""
         if m >= self.size:
             return self
-        # Direct per-replicate draws: the pool's size changes from call to call, which the
-        # shape-keyed buffers of Stream are not made for.
-        keys = np.stack([g.random(self.size) for g in stream.generators("subsample")])
-        return self.take(np.argsort(keys, axis=1, kind="stable")[:, :m])
+        return self.take(random_subset(self.size, m, stream))
 
     def real_share(self) -> np.ndarray:
         """(R,) the share of real data in each replicate's batch."""
+        return (self.source == REAL).mean(axis=1)
+
+
+def random_subset(size: int, m: int, stream: Stream) -> np.ndarray:
+    """(R, m) indices of a uniformly random subset of ``m`` of ``size`` items per replicate."""
+    # Direct per-replicate draws: the pool's size changes from call to call, which the
+    # shape-keyed buffers of Stream are not made for.
+    keys = np.stack([g.random(size) for g in stream.generators("subsample")])
+    return np.argsort(keys, axis=1, kind="stable")[:, :m]
+
+
+@dataclass
+class Documents:
+    """A batch of token documents for R replicates, with the same provenance as
+    :class:`Samples`: text cannot be a rectangular array, so each replicate holds a list
+    of N 1-D int32 token-id arrays of varying length.
+
+    Attributes
+    ----------
+    docs : R lists of N arrays (token ids, no ``<s>`` / ``</s>``).
+    source : (R, N) int8, ``REAL`` or ``SYNTHETIC``.
+    generation : (R, N) int32.
+    """
+
+    docs: list[list[np.ndarray]]
+    source: np.ndarray
+    generation: np.ndarray
+
+    @classmethod
+    def made(cls, docs: list[list[np.ndarray]], source: int, generation: int) -> "Documents":
+        r, n = len(docs), len(docs[0]) if docs else 0
+        return cls(docs, np.full((r, n), source, dtype=np.int8),
+                   np.full((r, n), generation, dtype=np.int32))
+
+    @property
+    def size(self) -> int:
+        return self.source.shape[1]
+
+    def concat(self, other: "Documents") -> "Documents":
+        return Documents([a + b for a, b in zip(self.docs, other.docs)],
+                         np.concatenate([self.source, other.source], axis=1),
+                         np.concatenate([self.generation, other.generation], axis=1))
+
+    def take(self, index: np.ndarray) -> "Documents":
+        """Select ``index`` (R, M) documents per replicate."""
+        return Documents([[d[i] for i in row] for d, row in zip(self.docs, index.tolist())],
+                         np.take_along_axis(self.source, index, axis=1),
+                         np.take_along_axis(self.generation, index, axis=1))
+
+    def subsample(self, m: int, stream: Stream) -> "Documents":
+        if m >= self.size:
+            return self
+        return self.take(random_subset(self.size, m, stream))
+
+    def real_share(self) -> np.ndarray:
+        """(R,) the share of real documents in each replicate's batch."""
         return (self.source == REAL).mean(axis=1)

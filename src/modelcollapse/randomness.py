@@ -23,7 +23,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 # Stage names are part of the seed path; never renumber them (results would change).
-STAGES = {"real": 1, "sample": 2, "policy": 3, "fit": 4, "heldout": 5, "design": 6, "curate": 7}
+STAGES = {"real": 1, "sample": 2, "policy": 3, "fit": 4, "heldout": 5, "design": 6, "curate": 7,
+          "evaluate": 8}
 SHARED = 2**32 - 1  # replicate slot for draws shared by all replicates of a cell
 
 

@@ -271,8 +271,11 @@ def _draw(P: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.minimum((cum <= u[:, None]).sum(axis=1), P.shape[1] - 1)
 
 
-def full_draw(fit: Fitted, st: State, rng, temperature: float, top_k, top_p) -> np.ndarray:
-    """Next tokens from the full distributions: greedy when temperature is 0."""
+def full_draw(fit: Fitted, st: State, rng, temperature: float, top_k, top_p,
+              no_eos: np.ndarray | None = None) -> np.ndarray:
+    """Next tokens from the full distributions: greedy when temperature is 0. Rows flagged
+    in ``no_eos`` draw from the distribution conditioned on not ending (``</s>`` zeroed
+    before temperature and filtering) unless ``</s>`` is all the model allows there."""
     out = np.empty(st.size, np.int64)
     chunk = max(1, ROWS_X_VOCAB // fit.vocab_size)
     for s in range(0, st.size, chunk):
@@ -280,6 +283,10 @@ def full_draw(fit: Fitted, st: State, rng, temperature: float, top_k, top_p) -> 
         if fit.smoothing == "mle" and np.any(P.sum(axis=1) == 0):
             raise UserError("the MLE model has never seen the context of a document being "
                             "generated, so it has no next-token distribution there")
+        if no_eos is not None:
+            rows = np.flatnonzero(no_eos[s:s + chunk])
+            rows = rows[P[rows].sum(axis=1) > P[rows, EOS]]
+            P[rows, EOS] = 0.0
         if temperature == 0:
             out[s:s + chunk] = np.argmax(P, axis=1)
             continue
@@ -293,20 +300,56 @@ def full_draw(fit: Fitted, st: State, rng, temperature: float, top_k, top_p) -> 
     return out
 
 
-def generate(fit: Fitted, n_docs: int, max_len: int, rng, temperature: float = 1.0,
-             top_k=None, top_p=None, prompts=None) -> list[np.ndarray]:
-    """Documents (prompt + new tokens, without ``</s>``), all advancing together."""
+MAX_REJECTIONS = 64  # redraws of an early </s> before the exact masked distribution is built
+
+
+def _draw_step(fit: Fitted, st: State, rng, fast: bool, temperature: float, top_k, top_p,
+               no_eos: np.ndarray | None) -> np.ndarray:
+    """One next token per document, with ``</s>`` excluded for the rows in ``no_eos``."""
+    if not fast:
+        return full_draw(fit, st, rng, temperature, top_k, top_p, no_eos)
+    tok = mixture_draw(fit, st, rng)
+    if no_eos is None:
+        return tok
+    # Conditioning an exact sampler on "not </s>" by rejection is exact; rows that keep
+    # drawing </s> (a context that nearly always ends) fall back to the masked distribution.
+    for _ in range(MAX_REJECTIONS):
+        again = np.flatnonzero((tok == EOS) & no_eos)
+        if again.size == 0:
+            return tok
+        tok[again] = mixture_draw(fit, st.take(again), rng)
+    again = np.flatnonzero((tok == EOS) & no_eos)
+    if again.size:
+        tok[again] = full_draw(fit, st.take(again), rng, 1.0, None, None,
+                               np.ones(again.size, bool))
+    return tok
+
+
+def generate(fit: Fitted, n_docs: int, max_len, rng, temperature: float = 1.0,
+             top_k=None, top_p=None, prompts=None, min_len=None) -> list[np.ndarray]:
+    """Documents (prompt + new tokens, without ``</s>``), all advancing together.
+
+    ``max_len``: an int or (n_docs,) ints, the most new tokens per document. ``min_len``:
+    None or (n_docs,) ints, new tokens before which ``</s>`` is not drawn (the draw is
+    conditioned on continuing), so ``min_len == max_len`` gives documents of exact lengths.
+    """
     st = initial_state(fit, n_docs, prompts)
     fast = temperature == 1 and top_k is None and top_p is None
+    limit = np.broadcast_to(np.asarray(max_len, np.int64), (n_docs,))
+    floor = None if min_len is None else np.broadcast_to(np.asarray(min_len, np.int64), (n_docs,))
     active = np.arange(n_docs)
     docs, toks = [], []
-    for _ in range(max_len):
+    for step in range(int(limit.max(initial=0))):
+        if np.any(limit[active] <= step):
+            go = limit[active] > step
+            active, st = active[go], st.take(go)
         if active.size == 0:
             break
-        if fast:
-            tok = mixture_draw(fit, st, rng)
-        else:
-            tok = full_draw(fit, st, rng, temperature, top_k, top_p)
+        no_eos = None
+        if floor is not None:
+            no_eos = floor[active] > step
+            no_eos = no_eos if no_eos.any() else None
+        tok = _draw_step(fit, st, rng, fast, temperature, top_k, top_p, no_eos)
         go = tok != EOS
         if not go.all():
             active, tok, st = active[go], tok[go], st.take(go)

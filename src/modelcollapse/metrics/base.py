@@ -38,16 +38,39 @@ class MetricContext:
 
 
 @dataclass(frozen=True)
-class Metric:
-    name: str
+class Variant:
+    """One family's implementation of a metric."""
+
     fn: Callable[[MetricContext], np.ndarray]
-    direction: Direction
-    families: tuple[str, ...]
     description: str
     applies: Callable[[Any], bool] | None = None   # a predicate on the family's params
 
+
+@dataclass(frozen=True)
+class Metric:
+    """A named metric with one direction; families may implement it differently (the
+    categorical model's ``entropy`` is that of its probabilities, the text families' that
+    of their generated tokens), each variant with its own description."""
+
+    name: str
+    direction: Direction
+    variants: dict[str, Variant]
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        return tuple(self.variants)
+
+    @property
+    def description(self) -> str:
+        return "; ".join(dict.fromkeys(v.description for v in self.variants.values()))
+
+    def fn(self, ctx: MetricContext) -> np.ndarray:
+        """(R,) values for the chunk in ``ctx``, by the variant of ``ctx.family``."""
+        return self.variants[ctx.family.name].fn(ctx)
+
     def applies_to(self, family: str, params: Any) -> bool:
-        return family in self.families and (self.applies is None or self.applies(params))
+        v = self.variants.get(family)
+        return v is not None and (v.applies is None or v.applies(params))
 
 
 METRICS: Registry[Metric] = Registry("metric")
@@ -55,10 +78,19 @@ METRICS: Registry[Metric] = Registry("metric")
 
 def metric(name: str, *, direction: Direction, families: tuple[str, ...], description: str,
            applies: Callable[[Any], bool] | None = None):
-    """Register ``fn(ctx) -> (R,) array`` as a metric."""
+    """Register ``fn(ctx) -> (R,) array`` as metric ``name`` for ``families``; registering
+    the same name again adds variants for other families (same direction required)."""
 
     def wrap(fn: Callable[[MetricContext], np.ndarray]) -> Callable[[MetricContext], np.ndarray]:
-        METRICS.add(name, Metric(name, fn, direction, families, description, applies))
+        variant = Variant(fn, description, applies)
+        if name in METRICS:
+            old = METRICS.get(name)
+            if old.direction != direction or set(families) & set(old.variants):
+                raise ValueError(f"metric {name} registered twice with conflicting families "
+                                 f"or directions")
+            old.variants.update({f: variant for f in families})
+        else:
+            METRICS.add(name, Metric(name, direction, {f: variant for f in families}))
         return fn
 
     return wrap

@@ -6,7 +6,7 @@ import numpy as np
 
 from .base import MetricContext, metric
 
-ALL = ("gaussian", "gmm", "kde", "categorical", "linear_regression")
+ALL = ("gaussian", "gmm", "kde", "categorical", "linear_regression", "ngram")
 
 
 @metric("real_share", direction="info", families=ALL,

@@ -1,13 +1,15 @@
 """The text-samples section of the HTML report: generated documents per generation.
 
-A text cell may keep its generated documents under ``cells/<key>/samples/``, one entry per
-generation: a folder of files, a ``.jsonl`` file (strings, or objects with a ``"text"``
-field) or a single file. The report shows up to ``SAMPLES_PER_GENERATION`` documents per
+A text cell keeps its generated documents under ``cells/<key>/samples/``, one entry per
+generation: a folder of files (the loop writes ``replicates-<lo>-<hi>.jsonl.gz``), a
+``.jsonl`` or ``.jsonl.gz`` file (strings, or objects with a ``"text"`` field) or a single
+file. The report shows up to ``SAMPLES_PER_GENERATION`` documents per
 generation, cut at ``SAMPLE_CHARS`` characters, always HTML-escaped.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from html import escape
@@ -30,31 +32,46 @@ def _read_text(path: Path, limit: int = SAMPLE_CHARS * 4) -> str:
         return fh.read(limit).decode("utf-8", errors="replace")
 
 
+def _jsonl_documents(path: Path, k: int) -> list[str]:
+    """Up to k documents of a .jsonl or .jsonl.gz file (strings, or objects with "text")."""
+    docs: list[str] = []
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        for raw in fh:
+            if len(docs) == k:
+                break
+            line = raw.decode("utf-8", errors="replace").strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                docs.append(line)
+                continue
+            if isinstance(obj, dict):
+                obj = obj.get("text", json.dumps(obj, ensure_ascii=False))
+            docs.append(obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False))
+    return docs
+
+
+def _is_jsonl(path: Path) -> bool:
+    return path.name.endswith((".jsonl", ".jsonl.gz"))
+
+
 def _documents(entry: Path) -> list[str]:
     """Up to SAMPLES_PER_GENERATION documents of one generation's entry."""
     k = SAMPLES_PER_GENERATION
     if entry.is_dir():
         files = sorted((f for f in entry.iterdir() if f.is_file() and not f.name.startswith(".")),
                        key=lambda f: _natural(f.name))
-        return [_read_text(f) for f in files[:k]]
-    if entry.suffix == ".jsonl":
-        docs = []
-        with open(entry, "rb") as fh:
-            for raw in fh:
-                if len(docs) == k:
-                    break
-                line = raw.decode("utf-8", errors="replace").strip()
-                if not line:
-                    continue
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    docs.append(line)
-                    continue
-                if isinstance(obj, dict):
-                    obj = obj.get("text", json.dumps(obj, ensure_ascii=False))
-                docs.append(obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False))
+        docs: list[str] = []
+        for f in files:
+            if len(docs) == k:
+                break
+            docs += _jsonl_documents(f, k - len(docs)) if _is_jsonl(f) else [_read_text(f)]
         return docs
+    if _is_jsonl(entry):
+        return _jsonl_documents(entry, k)
     return [_read_text(entry)]
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import gzip
 import io
 import json
 import os
@@ -116,7 +117,8 @@ def _library_versions() -> dict[str, str]:
     """Installed versions of the libraries that can touch results (without importing them)."""
     from importlib import metadata
     out = {}
-    for name in ("numpy", "scipy", "pandas", "pyarrow", "matplotlib", "duckdb", "ray", "mlflow-skinny"):
+    for name in ("numpy", "scipy", "pandas", "pyarrow", "matplotlib", "duckdb", "ray", "mlflow-skinny",
+                 "tokenizers", "datasets", "sacrebleu"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -137,7 +139,19 @@ def manifest(study: Study) -> dict[str, Any]:
         "cells": {c.key: study.label(c) for c in study.cells},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": sys.argv,
+        "data": _data_records(study),
     }
+
+
+def _data_records(study: Study) -> dict[str, Any]:
+    """Per text cell, where its corpus came from and how it was split and tokenized."""
+    from ..models import FAMILIES
+    out = {}
+    for cell in study.cells:
+        cls = FAMILIES.get(cell.family)
+        if hasattr(cls, "describe_data"):
+            out[cell.key] = cls(cell.sub_params(cls.Params), cell.n_samples).describe_data()
+    return out
 
 
 class RunStore:
@@ -211,7 +225,7 @@ class RunStore:
             chunks.rmdir()
 
     def checkpoint(self, cell: CellConfig) -> "ChunkCheckpoint":
-        return ChunkCheckpoint(self.cell_dir(cell) / "chunks")
+        return ChunkCheckpoint(self.cell_dir(cell) / "chunks", self.cell_dir(cell) / "samples")
 
     def load_cell(self, cell: CellConfig) -> pd.DataFrame:
         path = self.cell_dir(cell) / "metrics.parquet"
@@ -270,10 +284,14 @@ def combine(study: Study, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 class ChunkCheckpoint:
-    """Finished chunks of one cell as ``chunks/<lo>-<hi>.npy`` (values (G, M, hi - lo))."""
+    """Finished chunks of one cell as ``chunks/<lo>-<hi>.npy`` (values (G, M, hi - lo)), and
+    the generated documents of text families as
+    ``samples/gen-<g>/replicates-<lo>-<hi>.jsonl.gz`` (one ``{"replicate", "text"}`` object
+    per line; generation g's documents are those model g wrote)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, samples: Path | None = None) -> None:
         self.folder = folder
+        self.samples = samples
 
     def load_chunk(self, lo: int, hi: int):
         import numpy as np
@@ -289,3 +307,11 @@ class ChunkCheckpoint:
         import numpy as np
         atomic_write(self.folder / f"{lo}-{hi}.npy", lambda fh: np.save(fh, values, allow_pickle=False))
         fault_point("after-chunk")
+
+    def save_samples(self, generation: int, lo: int, hi: int, texts: list[list[str]]) -> None:
+        if self.samples is None:
+            return
+        lines = (json.dumps({"replicate": lo + i, "text": t}, ensure_ascii=False)
+                 for i, docs in enumerate(texts) for t in docs)
+        data = gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=6, mtime=0)
+        write_bytes(self.samples / f"gen-{generation:03d}" / f"replicates-{lo}-{hi}.jsonl.gz", data)

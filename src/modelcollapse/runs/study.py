@@ -26,6 +26,8 @@ from .config import CellConfig, LoopParams, coerce, fields_of, make_params
 TOP_KEYS = ("name", "family", "policy", "n_samples", "generations", "replicates", "seed",
             "metrics", "params")
 AXIS_KEYS = ("family", "policy", "n_samples")
+#: Other names users reach for: top-p sampling is the loop's ``truncation``.
+ALIASES = {"top_p": "truncation"}
 DEFAULTS = {"policy": "replace", "generations": 20, "replicates": 20, "seed": 0}
 RESULT_BYTES = 4 * 2**30   # the largest (generations x metrics x replicates) table a cell may hold
 
@@ -117,6 +119,11 @@ def parse_study(mapping: dict[str, Any], where: str = "", name: str = "run") -> 
     params = m.get("params", {})
     if not isinstance(params, dict):
         raise UserError(f"{where}params must be a table of parameter = value")
+    for alias, key in ALIASES.items():
+        if alias in params:
+            if key in params:
+                raise UserError(f"{where}params.{alias} and params.{key} are the same setting; give one")
+            params = {(key if k == alias else k): v for k, v in params.items()}
     owners = _owner_fields()
     for key in params:
         if key not in owners:
@@ -200,6 +207,8 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
         raise UserError(f"{where}params.sufficient_stats = true is not possible for family "
                         f"{family_name} with policy {policy_name} and this sampling; use 'auto'")
     flat = {**asdict(fam), **asdict(pol), **asdict(loop)}
+    if hasattr(family, "fingerprint"):  # e.g. a corpus's hash: new content, new cell
+        flat.update(family.fingerprint())
     flat["sufficient_stats"] = bool(stats_possible and loop.sufficient_stats is not False)
     metrics = tuple(n for n, mt in METRICS.items() if mt.applies_to(family_name, fam)
                     and (wanted is None or n in wanted))

@@ -1,0 +1,235 @@
+"""Metrics of the text families: fidelity, lexical diversity, tails, semantic diversity.
+
+Every generation g is measured on an *evaluation corpus*: ``n_samples`` documents sampled
+from model g with the loop's sampling settings, from the ``evaluate`` random stream (so
+measuring never changes what the loop trains on). Lexical diversity is computed on an
+equal-size sample of ``eval_tokens`` tokens of it (whole documents in random order, the last
+one cut), because distinct-n, vocabulary size, entropy and Zipf fits all grow with the
+number of tokens. The reference line of a ``truth`` metric is the same computation on the
+real train split (documents drawn without a model).
+
+Fidelity: ``perplexity_real`` is model g's perplexity on the real test split;
+``perplexity_gen0`` is the perplexity of generation g's documents under the generation-0
+model of the same chain (Shumailov et al. 2024 watch this fall: the samples become ever
+more typical of what the first model found likely).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import textmetrics as tm
+from ..randomness import SHARED
+from .base import MetricContext, metric
+
+TEXT = ("ngram",)
+
+
+@dataclass
+class Evaluation:
+    """One replicate's evaluation corpus at one generation.
+
+    docs : the documents (1-D int32 id arrays). equal : ``eval_tokens`` tokens of them as
+    lists of ids (whole documents in random order, the last cut). bleu : up to
+    ``bleu_docs`` of the documents as text, for self-BLEU.
+    """
+
+    docs: list[np.ndarray]
+    equal: list[list[int]]
+    bleu: list[str]
+    equal_text: list[str]
+
+
+def _build(family, docs: list[np.ndarray], rng: np.random.Generator) -> Evaluation:
+    p = family.params
+    lists = [d.tolist() for d in docs]
+    equal = tm.equal_size_sample(lists, p.eval_tokens, rng).docs
+    pick = np.sort(rng.choice(len(docs), size=min(p.bleu_docs, len(docs)), replace=False))
+    render = family.data.detokenize
+    return Evaluation(docs, equal, [render(docs[i]) for i in pick],
+                      [render(np.asarray(d, dtype=np.int64)) for d in equal])
+
+
+def evaluations(ctx: MetricContext) -> list[Evaluation]:
+    """The evaluation corpora of every replicate in the chunk (cached per generation)."""
+    from ..models.ngram import RealText
+    seeds, family = ctx.cache["seeds"], ctx.family
+    if isinstance(ctx.model, RealText):
+        key = ("text-eval", "real")
+        if key not in ctx.cache:
+            rng, train = seeds.generator("evaluate", SHARED, "real"), family.data.train
+            docs = train if ctx.n_samples >= len(train) else [
+                train[i] for i in np.sort(rng.choice(len(train), ctx.n_samples, replace=False))]
+            ctx.cache[key] = [_build(family, docs, rng)]
+        return ctx.cache[key]
+    key = ("text-eval", ctx.generation)
+    if key not in ctx.cache:
+        for old in [k for k in ctx.cache if isinstance(k, tuple) and k[0] == "text-eval"]:
+            del ctx.cache[old]  # one generation's corpora at a time
+        out = []
+        for lm, r in zip(ctx.model.lms, ctx.model.replicates):
+            rng = seeds.generator("evaluate", int(r), "docs", ctx.generation)
+            out.append(_build(family, family.generate(lm, ctx.n_samples, rng,
+                                                      ctx.cache["sampling"]), rng))
+        ctx.cache[key] = out
+    return ctx.cache[key]
+
+
+def _each(ctx: MetricContext, fn) -> np.ndarray:
+    return np.array([fn(e) for e in evaluations(ctx)], dtype=float)
+
+
+@metric("perplexity_real", direction="lower", families=TEXT,
+        description="perplexity of the real test split under generation g's model")
+def perplexity_real(ctx: MetricContext) -> np.ndarray:
+    test = ctx.family.data.test
+    return np.array([lm.perplexity(test) for lm in ctx.model.lms])
+
+
+@metric("perplexity_gen0", direction="info", families=TEXT,
+        description="perplexity of generation g's documents under the generation-0 model")
+def perplexity_gen0(ctx: MetricContext) -> np.ndarray:
+    if ctx.generation == 0:
+        ctx.cache["gen0-lms"] = ctx.model.lms
+    gen0 = ctx.cache["gen0-lms"]
+    return np.array([lm.perplexity(e.docs) for lm, e in zip(gen0, evaluations(ctx))])
+
+
+def _distinct(n: int):
+    @metric(f"distinct_{n}", direction="truth", families=TEXT,
+            description=f"distinct {n}-grams / all {n}-grams in eval_tokens generated tokens")
+    def fn(ctx: MetricContext) -> np.ndarray:
+        return _each(ctx, lambda e: tm.distinct_n(e.equal, n))
+    return fn
+
+
+distinct_1, distinct_2, distinct_3, distinct_4 = (_distinct(n) for n in (1, 2, 3, 4))
+
+
+@metric("entropy", direction="truth", families=TEXT,
+        description="unigram entropy of eval_tokens generated tokens, nats")
+def entropy(ctx: MetricContext) -> np.ndarray:
+    return _each(ctx, lambda e: tm.unigram_entropy(e.equal))
+
+
+@metric("vocab_size", direction="truth", families=TEXT,
+        description="distinct tokens in eval_tokens generated tokens")
+def vocab_size(ctx: MetricContext) -> np.ndarray:
+    return _each(ctx, lambda e: tm.vocab_size(e.equal))
+
+
+@metric("zipf_exponent", direction="truth", families=TEXT,
+        description="Zipf exponent fitted to the rank-frequency curve of eval_tokens generated tokens")
+def zipf_exponent(ctx: MetricContext) -> np.ndarray:
+    return _each(ctx, lambda e: tm.zipf_exponent(e.equal))
+
+
+@metric("compression_ratio", direction="truth", families=TEXT,
+        description="gzip compression ratio of eval_tokens generated tokens as text (higher: more repetitive)")
+def compression_ratio(ctx: MetricContext) -> np.ndarray:
+    return _each(ctx, lambda e: tm.compression_ratio(e.equal_text))
+
+
+@metric("self_bleu", direction="truth", families=TEXT,
+        description="self-BLEU (sacrebleu sentence BLEU of each document vs the others, 0-100) of bleu_docs generated documents")
+def self_bleu(ctx: MetricContext) -> np.ndarray:
+    return _each(ctx, lambda e: tm.self_bleu(e.bleu))
+
+
+@metric("repetition_rate", direction="truth", families=TEXT,
+        description="share of 4-gram occurrences repeating one earlier in the same document")
+def repetition_rate(ctx: MetricContext) -> np.ndarray:
+    return _each(ctx, lambda e: tm.repetition_rate(e.equal, 4))
+
+
+@metric("mean_length", direction="truth", families=TEXT,
+        description="mean tokens per generated document")
+def mean_length(ctx: MetricContext) -> np.ndarray:
+    return _each(ctx, lambda e: float(np.mean([d.size for d in e.docs])))
+
+
+@metric("tail_coverage", direction="truth", families=TEXT,
+        description="share of the real test split's rare tail_n-grams (count at or below the tail_quantile of counts) that generation g produces")
+def tail_coverage(ctx: MetricContext) -> np.ndarray:
+    p = ctx.family.params
+    if "test-lists" not in ctx.cache:
+        ctx.cache["test-lists"] = [d.tolist() for d in ctx.family.data.test]
+    test = ctx.cache["test-lists"]
+    return _each(ctx, lambda e: tm.tail_coverage(test, [d.tolist() for d in e.docs],
+                                                 n=p.tail_n, quantile=p.tail_quantile))
+
+
+@metric("vocab_never_produced", direction="lower", families=TEXT,
+        description="share of the train split's vocabulary that generation g never produces")
+def vocab_never_produced(ctx: MetricContext) -> np.ndarray:
+    data = ctx.family.data
+    known = np.zeros(len(data.vocab), dtype=bool)
+    known[np.concatenate(data.train)] = True
+
+    def share(e: Evaluation) -> float:
+        made = np.zeros(len(data.vocab), dtype=bool)
+        made[np.concatenate(e.docs) if e.docs else []] = True
+        return float((known & ~made).sum() / known.sum())
+
+    return _each(ctx, share)
+
+
+# -- semantic diversity (extra `embed`) ----------------------------------------------------
+def _embeds(ctx: MetricContext) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(real test embeddings (n, d), per replicate the generated ones (m, d)), cached: the
+    real ones for the chunk, the generated ones per generation. Generated: the first
+    embed_docs documents of the evaluation corpus (exchangeable draws); real: embed_docs
+    test documents drawn once."""
+    p = ctx.family.params
+    data = ctx.family.data
+    if "real-embeds" not in ctx.cache:
+        rng = ctx.cache["seeds"].generator("evaluate", SHARED, "embed")
+        pick = np.sort(rng.choice(len(data.test), size=min(p.embed_docs, len(data.test)),
+                                  replace=False))
+        ctx.cache["real-embeds"] = tm.embed([data.detokenize(data.test[i]) for i in pick])
+    key = (ctx.generation, id(ctx.model))
+    if ctx.cache.get("embeds-key") != key:
+        ctx.cache["embeds"] = [tm.embed([data.detokenize(d) for d in e.docs[:p.embed_docs]])
+                               for e in evaluations(ctx)]
+        ctx.cache["embeds-key"] = key
+    return ctx.cache["real-embeds"], ctx.cache["embeds"]
+
+
+def _with_embeddings(params) -> bool:
+    return bool(params.embeddings)
+
+
+@metric("vendi_score", direction="truth", families=TEXT, applies=_with_embeddings,
+        description="Vendi score (effective number of distinct documents) of embed_docs generated documents' embeddings")
+def vendi_score(ctx: MetricContext) -> np.ndarray:
+    return np.array([tm.vendi_score(x) for x in _embeds(ctx)[1]])
+
+
+@metric("cosine_distance", direction="truth", families=TEXT, applies=_with_embeddings,
+        description="mean pairwise cosine distance of embed_docs generated documents' embeddings")
+def cosine_distance(ctx: MetricContext) -> np.ndarray:
+    return np.array([tm.mean_pairwise_cosine_distance(x) for x in _embeds(ctx)[1]])
+
+
+def _knn(part: str):
+    @metric(f"embedding_{part}", direction="higher", families=TEXT, applies=_with_embeddings,
+            description=f"k-NN {part} (k=5, Naeem et al. 2020) of the real test split's embeddings by the generated ones")
+    def fn(ctx: MetricContext) -> np.ndarray:
+        real, fakes = _embeds(ctx)
+        return np.array([tm.knn_precision_recall_density_coverage(real, x)[part] for x in fakes])
+    return fn
+
+
+embedding_recall, embedding_coverage = _knn("recall"), _knn("coverage")
+
+
+@metric("mauve", direction="higher", families=TEXT, applies=_with_embeddings,
+        description="MAUVE (mauve-text) of generated vs real test embeddings, seed mauve_seed, mauve_clusters clusters")
+def mauve(ctx: MetricContext) -> np.ndarray:
+    p = ctx.family.params
+    real, fakes = _embeds(ctx)
+    return np.array([tm.mauve_score(real, x, seed=p.mauve_seed,
+                                    num_clusters=p.mauve_clusters or None)["mauve"]
+                     for x in fakes])
