@@ -114,11 +114,16 @@ def test_external_sigkill_of_parallel_sweep_then_resume(tmp_path):
     ref = sweep(study, tmp_path / "ref", "--workers", "2")
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "run"
-    for delay in (1.5, 1.5):
+    for _ in range(2):
         proc = subprocess.Popen([EXE, "sweep", str(study), "--out", str(out), "--no-plots", "--quiet",
                                  "--workers", "2"], env=_env(), start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
+        # Kill once a new chunk checkpoint appears (not after a fixed delay: a loaded machine
+        # starts slower), so the kill lands mid-cell whatever the machine's speed.
+        before = len(list(out.glob("cells/*/chunks/*.npy")))
+        deadline = time.monotonic() + 60
+        while len(list(out.glob("cells/*/chunks/*.npy"))) <= before and time.monotonic() < deadline:
+            time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         assert not (out / "metrics.parquet").exists()  # the kill landed mid-sweep

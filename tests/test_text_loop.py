@@ -84,13 +84,17 @@ def test_documents_batch_keeps_provenance():
     b = Documents.made([[np.array([9])], [np.array([10])]], SYNTHETIC, 2)
     c = a.concat(b)
     assert c.size == 3 and c.real_share().tolist() == [2 / 3, 2 / 3]
-    assert c.generation.tolist() == [[0, 0, 2], [0, 0, 2]]
+    assert [g.tolist() for g in c.generation] == [[0, 0, 2], [0, 0, 2]]
     t = c.take(np.array([[2, 0], [1, 2]]))
     assert [d.tolist() for d in t.docs[0]] == [[9], [3, 4]]
     assert [d.tolist() for d in t.docs[1]] == [[7, 8], [10]]
-    assert t.source.tolist() == [[SYNTHETIC, REAL], [REAL, SYNTHETIC]]
+    assert [s.tolist() for s in t.source] == [[SYNTHETIC, REAL], [REAL, SYNTHETIC]]
     s = c.subsample(2, Stream(SeedTree(0, "k"), "policy", np.arange(2)))
     assert s.size == 2 and all(len(d) == 2 for d in s.docs)
+    # a curated batch is ragged: each chain keeps what its filter let through
+    kept = c.select([np.array([True, False, True]), np.array([False, False, True])])
+    assert kept.sizes.tolist() == [2, 1] and kept.real_share().tolist() == [0.5, 0.0]
+    assert kept.subsample(1, Stream(SeedTree(0, "k"), "policy", np.arange(2))).sizes.tolist() == [1, 1]
 
 
 # -- the family -----------------------------------------------------------------------------
@@ -265,3 +269,35 @@ def test_embedding_metrics_are_wired(corpus, monkeypatch):
     assert np.all((vendi >= 1) & (vendi <= 30))
     rec = matrix(df, "embedding_recall")
     assert np.all((rec >= 0) & (rec <= 1))
+
+
+class ParityMark:
+    """A stand-in green list for the sampler test: token + previous token even is green."""
+
+    delta, context_width = 1.5, 1
+
+    def green(self, context, tokens):
+        return (tokens + context[:, -1]) % 2 == 0
+
+    def green_mask(self, context, vocab_size):
+        return (np.arange(vocab_size)[None, :] + context[:, -1:]) % 2 == 0
+
+
+@pytest.mark.parametrize("top_p", [None, 1.0])   # rejection from the exact sampler; full rows
+def test_watermark_bias_draws_from_the_boosted_distribution(top_p):
+    V = 9
+    rng = np.random.default_rng(4)
+    lm = NGramLM(2).fit([rng.integers(3, V, size=rng.integers(1, 6)) for _ in range(300)], V)
+    mark = ParityMark()
+    n = 30_000
+    prompt = [np.array([4])] * n
+    docs = decode.generate(lm._fitted(), n, 1, np.random.default_rng(5), prompts=prompt,
+                           top_p=top_p, watermark=mark)
+    first = np.array([d[1] if d.size > 1 else EOS for d in docs])
+    p = lm.next_probs([[4]])[0] * np.where(mark.green_mask(np.array([[4]]), V)[0], np.exp(1.5), 1.0)
+    p /= p.sum()
+    counts = np.bincount(first, minlength=V)
+    keep = p > 0
+    exp = p[keep] * n
+    assert counts[~keep].sum() == 0
+    assert ((counts[keep] - exp) ** 2 / exp).sum() < stats.chi2.ppf(0.999, keep.sum() - 1)

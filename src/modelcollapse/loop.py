@@ -78,7 +78,7 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
         if policy.keeps_history and synthetic is not None:
             history = history.concat(synthetic)
         train = policy.next_train(Step(g, n_samples, train, synthetic, real, history, draw_real,
-                                       streams["policy"]))
+                                       streams["policy"], family, model))
 
     _check_finite_or_inf(out, metrics)
     return out
@@ -86,8 +86,10 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
 
 def _check_finite_or_inf(values: np.ndarray, metrics: Sequence[Metric]) -> None:
     """Infinities are honest values (a collapsed covariance has log-determinant -inf);
-    NaN never is, so it stops the run instead of being written silently."""
-    bad = np.argwhere(np.isnan(values))
+    NaN never is, so it stops the run instead of being written silently (sparse metrics
+    mark 'undefined here' with NaN; those rows are dropped, see ``tidy``)."""
+    dense = np.array([not m.sparse for m in metrics], dtype=bool)
+    bad = np.argwhere(np.isnan(values) & dense[None, :, None])
     if bad.size:
         g, i, r = bad[0]
         raise NumericalError(
@@ -158,15 +160,17 @@ def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = Non
 
 
 def tidy(values: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
-    """(G, M, R) values -> a tidy table with one row per (metric, generation, replicate)."""
+    """(G, M, R) values -> a tidy table with one row per (metric, generation, replicate);
+    NaN (a sparse metric's 'undefined here') gives no row."""
     g, m, r = values.shape
-    return pd.DataFrame({
+    df = pd.DataFrame({
         "generation": np.tile(np.repeat(np.arange(g, dtype=np.int32), r), m),
         "replicate": np.tile(np.arange(r, dtype=np.int32), g * m),
         "metric": pd.Categorical.from_codes(np.repeat(np.arange(m, dtype=np.int16), g * r),
                                             categories=list(names)),
         "value": np.transpose(values, (1, 0, 2)).ravel(),
     }, copy=False)
+    return df[df["value"].notna()].reset_index(drop=True) if np.isnan(values).any() else df
 
 
 def truth_value(cell: CellConfig, metric: str) -> float | None:

@@ -35,6 +35,8 @@ class Step:
     history: Any             # all data so far (real pool + every synthetic batch), when kept
     draw_real: Callable[[int, int], Any]  # (n, generation) -> fresh real data
     stream: Stream           # per-replicate randomness of the "policy" stage
+    family: Any = None       # the family (curation reads its corpus and reference data)
+    model: Any = None        # the model that produced ``synthetic``
 
 
 @dataclass(frozen=True)

@@ -89,46 +89,64 @@ def random_subset(size: int, m: int, stream: Stream) -> np.ndarray:
 @dataclass
 class Documents:
     """A batch of token documents for R replicates, with the same provenance as
-    :class:`Samples`: text cannot be a rectangular array, so each replicate holds a list
-    of N 1-D int32 token-id arrays of varying length.
+    :class:`Samples`. Text is not rectangular, and neither is a curated batch (a filter
+    keeps a different number of documents in each chain), so every replicate holds its
+    own lists.
 
     Attributes
     ----------
-    docs : R lists of N arrays (token ids, no ``<s>`` / ``</s>``).
-    source : (R, N) int8, ``REAL`` or ``SYNTHETIC``.
-    generation : (R, N) int32.
+    docs : R lists of N_r arrays (int32 token ids, no ``<s>`` / ``</s>``).
+    source : R arrays (N_r,) int8, ``REAL`` or ``SYNTHETIC``.
+    generation : R arrays (N_r,) int32.
     """
 
     docs: list[list[np.ndarray]]
-    source: np.ndarray
-    generation: np.ndarray
+    source: list[np.ndarray]
+    generation: list[np.ndarray]
 
     @classmethod
     def made(cls, docs: list[list[np.ndarray]], source: int, generation: int) -> "Documents":
-        r, n = len(docs), len(docs[0]) if docs else 0
-        return cls(docs, np.full((r, n), source, dtype=np.int8),
-                   np.full((r, n), generation, dtype=np.int32))
+        return cls(docs, [np.full(len(d), source, dtype=np.int8) for d in docs],
+                   [np.full(len(d), generation, dtype=np.int32) for d in docs])
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """(R,) documents per replicate."""
+        return np.array([len(d) for d in self.docs], dtype=np.int64)
 
     @property
     def size(self) -> int:
-        return self.source.shape[1]
+        """The smallest replicate's number of documents."""
+        return int(self.sizes.min()) if self.docs else 0
 
     def concat(self, other: "Documents") -> "Documents":
         return Documents([a + b for a, b in zip(self.docs, other.docs)],
-                         np.concatenate([self.source, other.source], axis=1),
-                         np.concatenate([self.generation, other.generation], axis=1))
+                         [np.concatenate([a, b]) for a, b in zip(self.source, other.source)],
+                         [np.concatenate([a, b]) for a, b in zip(self.generation, other.generation)])
+
+    def select(self, index: list[np.ndarray]) -> "Documents":
+        """Keep ``index[r]`` (positions or a boolean mask) of each replicate's documents."""
+        out_docs, src, gen = [], [], []
+        for docs, s, g, i in zip(self.docs, self.source, self.generation, index):
+            i = np.flatnonzero(i) if i.dtype == bool else i
+            out_docs.append([docs[j] for j in i.tolist()])
+            src.append(s[i])
+            gen.append(g[i])
+        return Documents(out_docs, src, gen)
 
     def take(self, index: np.ndarray) -> "Documents":
         """Select ``index`` (R, M) documents per replicate."""
-        return Documents([[d[i] for i in row] for d, row in zip(self.docs, index.tolist())],
-                         np.take_along_axis(self.source, index, axis=1),
-                         np.take_along_axis(self.generation, index, axis=1))
+        return self.select(list(index))
 
     def subsample(self, m: int, stream: Stream) -> "Documents":
-        if m >= self.size:
+        """A uniformly random subset of ``m`` documents per replicate (all of a replicate's
+        documents when it holds ``m`` or fewer)."""
+        if m >= self.sizes.max(initial=0):
             return self
-        return self.take(random_subset(self.size, m, stream))
+        gens = stream.generators("subsample")
+        return self.select([np.sort(np.argsort(g.random(n), kind="stable")[:m]) if n > m
+                            else np.arange(n) for g, n in zip(gens, self.sizes.tolist())])
 
     def real_share(self) -> np.ndarray:
         """(R,) the share of real documents in each replicate's batch."""
-        return (self.source == REAL).mean(axis=1)
+        return np.array([(s == REAL).mean() if s.size else 0.0 for s in self.source])

@@ -272,10 +272,12 @@ def _draw(P: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def full_draw(fit: Fitted, st: State, rng, temperature: float, top_k, top_p,
-              no_eos: np.ndarray | None = None) -> np.ndarray:
+              no_eos: np.ndarray | None = None, bias=None) -> np.ndarray:
     """Next tokens from the full distributions: greedy when temperature is 0. Rows flagged
     in ``no_eos`` draw from the distribution conditioned on not ending (``</s>`` zeroed
-    before temperature and filtering) unless ``</s>`` is all the model allows there."""
+    before temperature and filtering) unless ``</s>`` is all the model allows there.
+    ``bias``: (B, V) multipliers of the probabilities (a watermark's green-list boost),
+    applied first, as logits processors come before temperature and top-k / top-p."""
     out = np.empty(st.size, np.int64)
     chunk = max(1, ROWS_X_VOCAB // fit.vocab_size)
     for s in range(0, st.size, chunk):
@@ -283,6 +285,8 @@ def full_draw(fit: Fitted, st: State, rng, temperature: float, top_k, top_p,
         if fit.smoothing == "mle" and np.any(P.sum(axis=1) == 0):
             raise UserError("the MLE model has never seen the context of a document being "
                             "generated, so it has no next-token distribution there")
+        if bias is not None:
+            P *= bias[s:s + chunk]
         if no_eos is not None:
             rows = np.flatnonzero(no_eos[s:s + chunk])
             rows = rows[P[rows].sum(axis=1) > P[rows, EOS]]
@@ -304,55 +308,87 @@ MAX_REJECTIONS = 64  # redraws of an early </s> before the exact masked distribu
 
 
 def _draw_step(fit: Fitted, st: State, rng, fast: bool, temperature: float, top_k, top_p,
-               no_eos: np.ndarray | None) -> np.ndarray:
-    """One next token per document, with ``</s>`` excluded for the rows in ``no_eos``."""
+               no_eos: np.ndarray | None, watermark=None, recent=None) -> np.ndarray:
+    """One next token per document, with ``</s>`` excluded for the rows in ``no_eos`` and
+    green tokens favoured by ``watermark`` given each row's ``recent`` tokens (B, h)."""
     if not fast:
-        return full_draw(fit, st, rng, temperature, top_k, top_p, no_eos)
+        bias = None
+        if watermark is not None:
+            bias = np.where(watermark.green_mask(recent, fit.vocab_size), np.exp(watermark.delta), 1.0)
+        return full_draw(fit, st, rng, temperature, top_k, top_p, no_eos, bias)
     tok = mixture_draw(fit, st, rng)
-    if no_eos is None:
+    if no_eos is None and watermark is None:
         return tok
-    # Conditioning an exact sampler on "not </s>" by rejection is exact; rows that keep
-    # drawing </s> (a context that nearly always ends) fall back to the masked distribution.
+    # Rejection from the exact sampler: p(w) exp(delta green(w)) [w != </s>] is p(w) times
+    # factors <= 1 after dividing by exp(delta), so accepting w with probability "1 if green
+    # else exp(-delta)" (and never an early </s>) draws exactly from the target. Rows that
+    # keep being rejected fall back to the full distributions.
+    def rejected(rows: np.ndarray) -> np.ndarray:
+        bad = np.zeros(rows.size, bool) if no_eos is None else (tok[rows] == EOS) & no_eos[rows]
+        if watermark is not None:
+            red = ~watermark.green(recent[rows], tok[rows])
+            bad |= red & (rng.random(rows.size) >= np.exp(-watermark.delta))
+        return rows[bad]
+
+    again = rejected(np.arange(tok.size))
     for _ in range(MAX_REJECTIONS):
-        again = np.flatnonzero((tok == EOS) & no_eos)
         if again.size == 0:
             return tok
         tok[again] = mixture_draw(fit, st.take(again), rng)
-    again = np.flatnonzero((tok == EOS) & no_eos)
+        again = rejected(again)
     if again.size:
+        bias = None
+        if watermark is not None:
+            bias = np.where(watermark.green_mask(recent[again], fit.vocab_size),
+                            np.exp(watermark.delta), 1.0)
         tok[again] = full_draw(fit, st.take(again), rng, 1.0, None, None,
-                               np.ones(again.size, bool))
+                               None if no_eos is None else no_eos[again], bias)
     return tok
 
 
 def generate(fit: Fitted, n_docs: int, max_len, rng, temperature: float = 1.0,
-             top_k=None, top_p=None, prompts=None, min_len=None) -> list[np.ndarray]:
+             top_k=None, top_p=None, prompts=None, min_len=None,
+             watermark=None) -> list[np.ndarray]:
     """Documents (prompt + new tokens, without ``</s>``), all advancing together.
 
     ``max_len``: an int or (n_docs,) ints, the most new tokens per document. ``min_len``:
     None or (n_docs,) ints, new tokens before which ``</s>`` is not drawn (the draw is
     conditioned on continuing), so ``min_len == max_len`` gives documents of exact lengths.
+    ``watermark``: a green-list bias (Kirchenbauer et al. 2023) with ``delta``,
+    ``context_width`` h, ``green(context (B, h), tokens (B,))`` and ``green_mask(context,
+    V)``; the context of a token is the h tokens before it, ``<s>``-padded.
     """
     st = initial_state(fit, n_docs, prompts)
     fast = temperature == 1 and top_k is None and top_p is None
     limit = np.broadcast_to(np.asarray(max_len, np.int64), (n_docs,))
     floor = None if min_len is None else np.broadcast_to(np.asarray(min_len, np.int64), (n_docs,))
     active = np.arange(n_docs)
+    recent = None
+    if watermark is not None:
+        recent = np.full((n_docs, watermark.context_width), BOS, np.int64)
+        for i, p in enumerate(prompts or []):
+            tail = np.asarray(p, np.int64)[-watermark.context_width:]
+            if tail.size:
+                recent[i, -tail.size:] = tail
     docs, toks = [], []
     for step in range(int(limit.max(initial=0))):
         if np.any(limit[active] <= step):
             go = limit[active] > step
             active, st = active[go], st.take(go)
+            recent = None if recent is None else recent[go]
         if active.size == 0:
             break
         no_eos = None
         if floor is not None:
             no_eos = floor[active] > step
             no_eos = no_eos if no_eos.any() else None
-        tok = _draw_step(fit, st, rng, fast, temperature, top_k, top_p, no_eos)
+        tok = _draw_step(fit, st, rng, fast, temperature, top_k, top_p, no_eos, watermark, recent)
         go = tok != EOS
         if not go.all():
             active, tok, st = active[go], tok[go], st.take(go)
+            recent = None if recent is None else recent[go]
+        if recent is not None:
+            recent = np.concatenate([recent[:, 1:], tok[:, None]], axis=1)
         docs.append(active)
         toks.append(tok)
         st = advance(fit, st, tok)

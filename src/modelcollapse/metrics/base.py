@@ -44,6 +44,7 @@ class Variant:
     fn: Callable[[MetricContext], np.ndarray]
     description: str
     applies: Callable[[Any], bool] | None = None   # a predicate on the family's params
+    policies: tuple[str, ...] | None = None        # only cells with these policies
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Metric:
     name: str
     direction: Direction
     variants: dict[str, Variant]
+    sparse: bool = False   # undefined at some generations (returns NaN there; no row is stored)
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -68,21 +70,26 @@ class Metric:
         """(R,) values for the chunk in ``ctx``, by the variant of ``ctx.family``."""
         return self.variants[ctx.family.name].fn(ctx)
 
-    def applies_to(self, family: str, params: Any) -> bool:
+    def applies_to(self, family: str, params: Any, policy: str | None = None) -> bool:
         v = self.variants.get(family)
-        return v is not None and (v.applies is None or v.applies(params))
+        return (v is not None and (v.applies is None or v.applies(params))
+                and (v.policies is None or policy in v.policies))
 
 
 METRICS: Registry[Metric] = Registry("metric")
 
 
 def metric(name: str, *, direction: Direction, families: tuple[str, ...], description: str,
-           applies: Callable[[Any], bool] | None = None):
-    """Register ``fn(ctx) -> (R,) array`` as metric ``name`` for ``families``; registering
-    the same name again adds variants for other families (same direction required)."""
+           applies: Callable[[Any], bool] | None = None, policies: tuple[str, ...] | None = None,
+           sparse: bool = False):
+    """Register ``fn(ctx) -> (R,) array`` as metric ``name`` for ``families`` (and, when
+    given, only for cells with one of ``policies``); registering the same name again adds
+    variants for other families (same direction required). A ``sparse`` metric may return
+    NaN where it is undefined (a filter's precision at generation 0, before any filtering):
+    those values are left out of the results instead of being stored."""
 
     def wrap(fn: Callable[[MetricContext], np.ndarray]) -> Callable[[MetricContext], np.ndarray]:
-        variant = Variant(fn, description, applies)
+        variant = Variant(fn, description, applies, policies)
         if name in METRICS:
             old = METRICS.get(name)
             if old.direction != direction or set(families) & set(old.variants):
@@ -90,12 +97,12 @@ def metric(name: str, *, direction: Direction, families: tuple[str, ...], descri
                                  f"or directions")
             old.variants.update({f: variant for f in families})
         else:
-            METRICS.add(name, Metric(name, direction, {f: variant for f in families}))
+            METRICS.add(name, Metric(name, direction, {f: variant for f in families}, sparse))
         return fn
 
     return wrap
 
 
-def applicable(family: str, params: Any) -> list[str]:
-    """Names of the registered metrics that apply to a family with these params."""
-    return [n for n, m in METRICS.items() if m.applies_to(family, params)]
+def applicable(family: str, params: Any, policy: str | None = None) -> list[str]:
+    """Names of the registered metrics that apply to a family with these params (and policy)."""
+    return [n for n, m in METRICS.items() if m.applies_to(family, params, policy)]

@@ -30,7 +30,8 @@ OVERVIEW = {"gaussian": ["variance", "cov_trace", "kl_to_truth", "tail_mass"],
             "gmm": ["l2_to_truth", "kl_to_truth", "tail_mass", "n_components_alive"],
             "kde": ["kl_to_truth", "cov_trace", "tail_mass"],
             "categorical": ["support_size", "entropy", "hutter_error"],
-            "linear_regression": ["test_error"]}
+            "linear_regression": ["test_error"],
+            "ngram": ["perplexity_real", "tail_coverage", "vocab_size"]}
 PANELS_PER_FAMILY = 3
 
 

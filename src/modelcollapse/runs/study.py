@@ -210,7 +210,7 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
     if hasattr(family, "fingerprint"):  # e.g. a corpus's hash: new content, new cell
         flat.update(family.fingerprint())
     flat["sufficient_stats"] = bool(stats_possible and loop.sufficient_stats is not False)
-    metrics = tuple(n for n, mt in METRICS.items() if mt.applies_to(family_name, fam)
+    metrics = tuple(n for n, mt in METRICS.items() if mt.applies_to(family_name, fam, policy_name)
                     and (wanted is None or n in wanted))
     need = 8 * generations * len(metrics) * replicates
     if need > RESULT_BYTES:
