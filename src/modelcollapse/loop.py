@@ -78,7 +78,7 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
         if policy.keeps_history and synthetic is not None:
             history = history.concat(synthetic)
         train = policy.next_train(Step(g, n_samples, train, synthetic, real, history, draw_real,
-                                       streams["policy"], family, model))
+                                       streams["policy"], family, model, sampling))
 
     _check_finite_or_inf(out, metrics)
     return out

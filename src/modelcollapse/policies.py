@@ -37,6 +37,7 @@ class Step:
     stream: Stream           # per-replicate randomness of the "policy" stage
     family: Any = None       # the family (curation reads its corpus and reference data)
     model: Any = None        # the model that produced ``synthetic``
+    sampling: Any = None     # how it was sampled
 
 
 @dataclass(frozen=True)
@@ -179,3 +180,6 @@ class Mix(Policy):
         if k == step.n_samples:
             return real
         return real.concat(step.synthetic)
+
+
+from .curation import policies as _curation_policies  # noqa: E402,F401  (registration)

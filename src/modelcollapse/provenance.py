@@ -98,11 +98,14 @@ class Documents:
     docs : R lists of N_r arrays (int32 token ids, no ``<s>`` / ``</s>``).
     source : R arrays (N_r,) int8, ``REAL`` or ``SYNTHETIC``.
     generation : R arrays (N_r,) int32.
+    curation : when a curation policy built the batch, name -> (R,) measures of that step
+        (dropped share, drops per reason, a detector's precision / recall / FPR).
     """
 
     docs: list[list[np.ndarray]]
     source: list[np.ndarray]
     generation: list[np.ndarray]
+    curation: dict[str, np.ndarray] | None = None  # per-replicate (R,) measures of the filter that built it
 
     @classmethod
     def made(cls, docs: list[list[np.ndarray]], source: int, generation: int) -> "Documents":

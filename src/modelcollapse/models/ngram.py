@@ -55,7 +55,10 @@ class NGramParams:
     and the count quantile below which a test-split n-gram is rare. embeddings: compute the
     embedding metrics (extra `embed`: MiniLM sentence embeddings) on embed_docs generated
     and embed_docs real test documents; mauve_seed and mauve_clusters (0: mauve's rule)
-    are MAUVE's k-means settings."""
+    are MAUVE's k-means settings. watermark: sample with a Kirchenbauer et al. (2023) green-list
+    bias (watermark_gamma: green share, watermark_delta: logit boost, watermark_context:
+    tokens hashed into the green list, watermark_key: the secret key); greedy decoding is
+    biased too, beam search is not."""
 
     corpus: str = "embedded"
     text_field: str = "text"
@@ -85,6 +88,11 @@ class NGramParams:
     embed_docs: int = 256
     mauve_seed: int = 25
     mauve_clusters: int = 0
+    watermark: bool = False
+    watermark_gamma: float = 0.25
+    watermark_delta: float = 2.0
+    watermark_context: int = 1
+    watermark_key: int = 15485863
 
     def __post_init__(self) -> None:
         checks = [
@@ -108,6 +116,8 @@ class NGramParams:
         for ok, what, value in checks:
             if not ok:
                 raise UserError(f"params.{what}; got {value}")
+        if self.watermark:
+            self.watermark_scheme()  # validates gamma, delta, context width
         if self.tokenizer == "bpe" and self.bpe_vocab == 0:
             raise UserError("params.bpe_vocab must be set (e.g. 8000) when tokenizer = 'bpe'")
         if self.tokenizer != "bpe" and self.bpe_vocab:
@@ -115,6 +125,16 @@ class NGramParams:
         if self.decoding != "sample" and self.prompt_tokens == 0:
             raise UserError(f"params.decoding = '{self.decoding}' without prompt_tokens would "
                             f"make every document identical; set prompt_tokens (e.g. 8)")
+
+
+    def watermark_scheme(self):
+        """The :class:`~modelcollapse.curation.Watermark` of these parameters."""
+        from ..curation import Watermark
+        try:
+            return Watermark(self.watermark_gamma, self.watermark_delta,
+                             self.watermark_context, self.watermark_key)
+        except UserError as e:
+            raise UserError(f"params.{e}") from None
 
 
 @dataclass
@@ -261,13 +281,18 @@ class NGram(Family):
         return Documents.made([[train[i] for i in row] for row in index.tolist()], REAL, generation)
 
     # -- model -----------------------------------------------------------------------------
-    def _new_lm(self) -> NGramLM:
+    @property
+    def watermark(self):
+        """The green-list scheme the sampler applies, or None."""
+        return self.params.watermark_scheme() if self.params.watermark else None
+
+    def fit_one(self, docs: list[np.ndarray]) -> NGramLM:
+        """One model of this family's order and smoothing fitted on ``docs``."""
         p = self.params
-        return NGramLM(p.order, p.smoothing, k=p.k)
+        return NGramLM(p.order, p.smoothing, k=p.k).fit(docs, len(self.data.vocab))
 
     def fit(self, data: Documents, previous, stream: Stream) -> NGramModels:
-        V = len(self.data.vocab)
-        return NGramModels([self._new_lm().fit(docs, V) for docs in data.docs], stream.replicates)
+        return NGramModels([self.fit_one(docs) for docs in data.docs], stream.replicates)
 
     def generate(self, lm: NGramLM, n: int, rng: np.random.Generator,
                  sampling: Sampling) -> list[np.ndarray]:
@@ -294,7 +319,7 @@ class NGram(Family):
             temperature = 0.0 if p.decoding == "greedy" else sampling.temperature
             top_p = sampling.truncation if sampling.truncation < 1.0 else None
             docs = decode.generate(fit, n, lengths, rng, temperature, p.top_k or None, top_p,
-                                   prompts, floor)
+                                   prompts, floor, self.watermark)
         if prompts is not None:  # the prompt is real text: keep only what the model wrote
             docs = [doc[p.prompt_tokens:] for doc in docs]
         return [doc.astype(np.int32) for doc in docs]

@@ -199,6 +199,11 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
     except UserError as e:
         raise UserError(f"{where}{e}") from None
     policy = pol_cls(pol)
+    if hasattr(policy, "check_family"):  # a policy that needs a kind of family says so here
+        try:
+            policy.check_family(family)
+        except UserError as e:
+            raise UserError(f"{where}{e}") from None
     sampling = Sampling(loop.temperature, loop.truncation)
     sizes = [n_samples, policy.synthetic_size(n_samples), policy.real_size(n_samples)]
     stats_possible = (family.stats_supported(sampling, min(s for s in sizes if s > 0))

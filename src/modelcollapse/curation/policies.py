@@ -1,0 +1,270 @@
+"""Curation policies: the next training set is a candidate pool passed through filter blocks.
+
+The pool of generation g+1 is built like ``mix``'s training set: ``real_fraction`` of
+``n_samples`` real documents (a random subset of the original pool, or fresh ones) plus the
+documents model g wrote. Then:
+
+- ``filtered``: one detector (oracle, watermark, likelihood or classifier) flags documents
+  as machine-written and they are dropped;
+- ``curated``: exact dedup -> MinHash near dedup -> top-quality selection (likelihood under
+  a human-only reference model) -> rarity-weighted diversity selection;
+- ``recovery``: ``replace`` until generation ``recover_at``, then train with
+  ``recovery_fraction`` of real data again (does the damage undo itself?).
+
+What survives is the training set (its size varies per chain). Every generation's curation
+is measured against provenance and stored with the training set (``Documents.curation``):
+the dropped share, one count per drop reason and, for a detector, its precision, recall and
+false-positive rate. Detectors are fitted once per chunk, with randomness from the ``curate`` stage shared by
+all replicates, so results never depend on chunking. Their human reference is the
+validation split, never the train split: the pool's human documents are train-split
+documents, and a reference model trained on them would find them suspiciously likely. The
+thresholds are calibrated on the train split, the very population of human documents the
+pool draws from, so the false-positive rate holds where it is applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import UserError
+from ..policies import MixParams, Policy, Step, register
+from ..randomness import SHARED
+from .base import Batch, run_chain, filter_metrics
+from .dedup import ExactDedup, NearDedup
+from .detectors import (ClassifierDetector, DetectorFilter, LikelihoodDetector,
+                        OracleDetector)
+from .selection import DiversitySelection, TopQuality
+from .watermark import WatermarkDetector
+
+
+def _text_family(family: Any, policy: str) -> None:
+    if not hasattr(family, "data"):
+        raise UserError(f"policy {policy} curates text: use family ngram")
+
+
+class _PoolPolicy(Policy):
+    """Shared by the curation policies: the candidate pool and running the block chain."""
+
+    needs_samples = True
+
+    def n_real(self, n_samples: int) -> int:
+        return int(round(self.params.real_fraction * n_samples))
+
+    def real_size(self, n_samples: int) -> int:
+        return self.n_real(n_samples)
+
+    def synthetic_size(self, n_samples: int) -> int:
+        return n_samples - self.n_real(n_samples)
+
+    def pool(self, step: Step):
+        """Real documents first (so dedup keeps the human copy), then the synthetic ones."""
+        k = self.n_real(step.n_samples)
+        if k == 0:
+            return step.synthetic
+        if self.params.real_source == "fresh":
+            real = step.draw_real(k, step.generation + 1)
+        else:
+            real = step.real_pool.subsample(k, step.stream)
+        return real if step.synthetic is None else real.concat(step.synthetic)
+
+    def blocks(self, step: Step) -> list:
+        raise NotImplementedError
+
+    def curate(self, step: Step):
+        """Run the chain on every replicate's pool; the kept documents, with their metrics."""
+        pool = self.pool(step)
+        blocks = self.blocks(step)
+        keeps, records = [], []
+        for r, rng in enumerate(step.stream.generators("curate")):
+            batch = Batch.from_documents(pool, r)
+            result = run_chain(blocks, batch, rng)
+            if not result.keep.any():
+                raise UserError(
+                    f"policy {self.name} dropped every one of the {len(batch)} candidate "
+                    f"documents for generation {step.generation + 1} (replicate "
+                    f"{int(step.stream.replicates[r])}); loosen its filters (e.g. a lower "
+                    f"target_fpr or oracle_fpr, a higher quality_keep)")
+            keeps.append(result.keep)
+            records.append({**filter_metrics(batch, result.keep, result.flagged, result.screened),
+                            **{f"dropped_{k}": float(v) for k, v in result.dropped.items()}})
+        train = pool.select(keeps)
+        train.curation = {k: np.array([rec[k] for rec in records]) for k in records[0]}
+        return train
+
+
+@dataclass(frozen=True)
+class FilterParams(MixParams):
+    """real_fraction, real_source: the candidate pool, as for mix (default: no real data).
+    detector: 'oracle' (flags synthetic documents with probability oracle_recall and real
+    ones with oracle_fpr, from provenance: filtering quality as a controlled variable),
+    'watermark' (the family must sample with watermark = true; flags z >= watermark_z),
+    'likelihood' (an n-gram model of order detector_order trained on human text only; flags
+    the likelihood_side tail: 'low' = too typical, as truncated sampling makes text, 'high'
+    = too unlikely, as plain sampling from a smoothed model does) or 'classifier' (logistic
+    regression on hashed n-grams, human text vs documents a generation-0 model wrote).
+    target_fpr: the false-positive rate the likelihood and classifier thresholds are
+    calibrated to."""
+
+    real_fraction: float = 0.0
+    detector: Literal["oracle", "watermark", "likelihood", "classifier"] = "oracle"
+    target_fpr: float = 0.01
+    oracle_recall: float = 0.9
+    oracle_fpr: float = 0.01
+    watermark_z: float = 4.0
+    likelihood_side: Literal["low", "high", "two-sided"] = "two-sided"
+    detector_order: int = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("target_fpr", "oracle_recall", "oracle_fpr"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise UserError(f"params.{name} must be in [0, 1]; got {getattr(self, name)}")
+        if not 0.0 < self.target_fpr < 1.0:
+            raise UserError(f"params.target_fpr must be in (0, 1); got {self.target_fpr}")
+        if not 1 <= self.detector_order <= 6:
+            raise UserError(f"params.detector_order must be from 1 to 6; got {self.detector_order}")
+
+
+@register
+class Filtered(_PoolPolicy):
+    name = "filtered"
+    description = "pool as mix (real_fraction), drop what a detector flags as machine-written, train on the rest"
+    Params = FilterParams
+
+    def __init__(self, params: Any) -> None:
+        super().__init__(params)
+        self._detector = None
+
+    def check_family(self, family: Any) -> None:
+        _text_family(family, self.name)
+        if self.params.detector == "watermark" and not family.params.watermark:
+            raise UserError("params.detector = 'watermark' needs the family to watermark its "
+                            "samples: set watermark = true")
+
+    def detector(self, step: Step):
+        if self._detector is None:
+            p, family = self.params, step.family
+            data = family.data
+            V = len(data.vocab)
+            if p.detector == "oracle":
+                det = OracleDetector(p.oracle_recall, p.oracle_fpr)
+            elif p.detector == "watermark":
+                det = WatermarkDetector(family.watermark, p.watermark_z)
+            elif p.detector == "likelihood":
+                det = LikelihoodDetector(p.detector_order, p.target_fpr, side=p.likelihood_side
+                                         ).fit(data.validation, data.train, V)
+            else:
+                # Machine-written training text comes from a held-out generation-0 model:
+                # fitted on the real train split and sampled with the loop's settings.
+                rng = step.stream.seeds.generator("curate", SHARED, "classifier")
+                lm = family.fit_one(data.train)
+                generated = family.generate(lm, len(data.validation), rng, step.sampling)
+                det = ClassifierDetector(p.target_fpr, seed=0).fit(data.validation, generated,
+                                                                   data.train)
+            self._detector = DetectorFilter(det)
+        return self._detector
+
+    def blocks(self, step: Step) -> list:
+        return [self.detector(step)]
+
+    def next_train(self, step: Step):
+        return self.curate(step)
+
+
+@dataclass(frozen=True)
+class CurateParams(MixParams):
+    """real_fraction, real_source: the candidate pool, as for mix (default: no real data).
+    dedup: drop exact duplicates. near_dedup: MinHash-LSH Jaccard threshold of near
+    duplicates on token 3-grams (0: off). quality_keep: share kept by quality, the
+    per-token log-likelihood under a human-only trigram model (1: off). diversity_keep:
+    share kept by a draw weighted toward documents with rare bigrams (1: off), which
+    counters the loss of tails. cluster_cap: at most this many documents per
+    near-duplicate cluster in the diversity step (0: no cap)."""
+
+    real_fraction: float = 0.0
+    dedup: bool = True
+    near_dedup: float = 0.8
+    quality_keep: float = 1.0
+    diversity_keep: float = 1.0
+    cluster_cap: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (self.near_dedup == 0.0 or 0.0 < self.near_dedup <= 1.0):
+            raise UserError(f"params.near_dedup must be 0 (off) or in (0, 1]; got {self.near_dedup}")
+        for name in ("quality_keep", "diversity_keep"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise UserError(f"params.{name} must be in (0, 1]; got {getattr(self, name)}")
+        if self.cluster_cap < 0:
+            raise UserError(f"params.cluster_cap must be >= 0 (0: no cap); got {self.cluster_cap}")
+
+
+@register
+class Curated(_PoolPolicy):
+    name = "curated"
+    description = "pool as mix (real_fraction), then exact dedup -> near dedup -> quality -> diversity selection"
+    Params = CurateParams
+
+    def __init__(self, params: Any) -> None:
+        super().__init__(params)
+        self._blocks: list | None = None
+
+    def check_family(self, family: Any) -> None:
+        _text_family(family, self.name)
+
+    def blocks(self, step: Step) -> list:
+        if self._blocks is None:
+            p, data = self.params, step.family.data
+            blocks: list = []
+            if p.dedup:
+                blocks.append(ExactDedup())
+            if p.near_dedup:
+                blocks.append(NearDedup(p.near_dedup))
+            if p.quality_keep < 1.0:
+                blocks.append(TopQuality(p.quality_keep).fit(data.train, len(data.vocab)))
+            if p.diversity_keep < 1.0 or p.cluster_cap:
+                blocks.append(DiversitySelection(p.diversity_keep,
+                                                 max_per_cluster=p.cluster_cap or None))
+            self._blocks = blocks
+        return self._blocks
+
+    def next_train(self, step: Step):
+        return self.curate(step)
+
+
+@dataclass(frozen=True)
+class RecoveryParams:
+    """recover_at: the first generation trained on real data again (>= 1).
+    recovery_fraction: its share of real documents from then on (1: real data only)."""
+
+    recover_at: int = 5
+    recovery_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.recover_at < 1:
+            raise UserError(f"params.recover_at must be >= 1; got {self.recover_at}")
+        if not 0.0 < self.recovery_fraction <= 1.0:
+            raise UserError(f"params.recovery_fraction must be in (0, 1]; got {self.recovery_fraction}")
+
+
+@register
+class Recovery(Policy):
+    name = "recovery"
+    description = "replace until generation recover_at, then recovery_fraction of real data (fixed pool) each generation"
+    Params = RecoveryParams
+    needs_samples = True
+
+    def real_size(self, n_samples: int) -> int:
+        return int(round(self.params.recovery_fraction * n_samples))
+
+    def next_train(self, step: Step):
+        if step.generation + 1 < self.params.recover_at:
+            return step.synthetic
+        k = self.real_size(step.n_samples)
+        real = step.real_pool.subsample(k, step.stream)
+        if k >= step.n_samples:
+            return real
+        return real.concat(step.synthetic.subsample(step.n_samples - k, step.stream))

@@ -1,0 +1,113 @@
+"""Curation policies in the text loop: filtered, curated, recovery; their metrics and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import matrix, run_one
+from modelcollapse.cli import main
+from modelcollapse.errors import UserError
+from test_text_loop import SMALL, write_corpus
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "corpus.txt", n_docs=600)
+
+
+def run(corpus, policy, generations=4, replicates=3, **params):
+    return run_one(family="ngram", policy=policy, generations=generations, replicates=replicates,
+                   seed=11, params={"corpus": corpus, **SMALL, **params})
+
+
+def pooled(df, metric):
+    """A metric's values at generations >= 1 (curation happened), by generation and replicate."""
+    sel = df[(df.metric == metric) & (df.generation >= 1)].sort_values(["generation", "replicate"])
+    return sel["value"].to_numpy()
+
+
+def test_oracle_filter_measures_what_it_was_told(corpus):
+    # The oracle flags synthetic documents with probability 0.7 and real ones with 0.2; the
+    # measured recall and FPR must agree within the binomial error of the pool sizes.
+    rf, recall, fpr = 0.4, 0.7, 0.2
+    df = run(corpus, "filtered", real_fraction=rf, oracle_recall=recall, oracle_fpr=fpr)
+    assert df[(df.metric == "detector_recall")].generation.min() == 1  # nothing filtered at 0
+    dropped = pooled(df, "dropped_detector")
+    share = pooled(df, "dropped_share")
+    pool = dropped / share
+    n_syn = np.round(pool * (1 - rf))
+    n_real = pool - n_syn
+    for name, p, size in [("detector_recall", recall, n_syn), ("detector_fpr", fpr, n_real)]:
+        values = pooled(df, name)
+        se = np.sqrt(p * (1 - p) / size.sum())
+        assert abs(np.average(values, weights=size) - p) < 4 * se, name
+    expected_drop = rf * fpr + (1 - rf) * recall
+    assert abs(share.mean() - expected_drop) < 4 * np.sqrt(expected_drop * (1 - expected_drop) / pool.sum())
+    precision = pooled(df, "detector_precision")
+    theory = (1 - rf) * recall / ((1 - rf) * recall + rf * fpr)
+    assert abs(precision.mean() - theory) < 0.05
+
+
+def test_a_better_filter_keeps_fewer_machine_documents(corpus):
+    weak = run(corpus, "filtered", real_fraction=0.3, oracle_recall=0.2, oracle_fpr=0.0)
+    strong = run(corpus, "filtered", real_fraction=0.3, oracle_recall=0.95, oracle_fpr=0.0)
+    assert pooled(strong, "kept_synthetic_share").max() < pooled(weak, "kept_synthetic_share").min()
+    assert matrix(strong, "real_share")[-1].min() > matrix(weak, "real_share")[-1].max()
+    assert matrix(strong, "perplexity_real")[-1].mean() < matrix(weak, "perplexity_real")[-1].mean()
+
+
+def test_watermark_filter_catches_watermarked_text_only(corpus):
+    df = run(corpus, "filtered", real_fraction=0.5, detector="watermark", watermark=True,
+             watermark_delta=4.0)
+    assert pooled(df, "detector_fpr").max() == 0.0       # z >= 4 on human text: p ~ 3e-5
+    assert pooled(df, "detector_recall").mean() > 0.8
+
+
+def test_likelihood_filter_holds_its_false_positive_rate(corpus):
+    df = run(corpus, "filtered", real_fraction=0.5, detector="likelihood", target_fpr=0.1)
+    fpr = pooled(df, "detector_fpr")
+    dropped, share = pooled(df, "dropped_detector"), pooled(df, "dropped_share")
+    n_real = np.round(dropped / share * 0.5)
+    assert abs(np.average(fpr, weights=n_real) - 0.1) < 4 * np.sqrt(0.09 / n_real.sum()) + 0.01
+    assert pooled(df, "detector_recall").mean() > 0.1
+
+
+def test_classifier_filter_runs_and_reports(corpus):
+    df = run(corpus, "filtered", generations=2, replicates=1, real_fraction=0.5,
+             detector="classifier", target_fpr=0.1)
+    for name in ("detector_precision", "detector_recall", "detector_fpr"):
+        v = pooled(df, name)
+        assert np.all((v >= 0) & (v <= 1))
+
+
+def test_curated_drop_counts_add_up(corpus):
+    df = run(corpus, "curated", real_fraction=0.3, quality_keep=0.8, diversity_keep=0.9)
+    reasons = ["dropped_exact_duplicate", "dropped_near_duplicate", "dropped_low_quality",
+               "dropped_low_diversity"]
+    total = sum(pooled(df, r) for r in reasons)
+    share = pooled(df, "dropped_share")
+    pool = total / share
+    assert np.allclose(pool, np.round(pool)) and np.ptp(pool) == 0  # the same pool every time
+    assert pooled(df, "dropped_low_quality").min() > 0
+
+
+def test_recovery_returns_to_the_real_model(corpus):
+    df = run(corpus, "recovery", generations=5, recover_at=3)
+    ppl = matrix(df, "perplexity_real")
+    assert (ppl[2] > ppl[0]).all()               # collapsed for two generations ...
+    assert np.array_equal(ppl[3], ppl[0])        # ... then trained on the real pool again
+
+
+def test_curation_errors(corpus, tmp_path, capsys):
+    with pytest.raises(UserError, match="curates text"):
+        run_one(family="gaussian", policy="filtered")
+    with pytest.raises(UserError, match="watermark = true"):
+        run(corpus, "filtered", detector="watermark")
+    argv = ["run", "--family", "ngram", "--corpus", corpus, "--policy", "filtered",
+            "--set", "oracle_recall=1.0", "--set", "oracle_fpr=1.0", "--set", "real_fraction=0.5",
+            "--set", "eval_tokens=500", "--set", "bleu_docs=40", "--generations", "3",
+            "--out", str(tmp_path / "o"), "--quiet", "--no-plots"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "dropped every one" in err and err.count("\n") == 1
