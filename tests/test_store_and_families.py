@@ -55,7 +55,8 @@ def test_chunk_size_change_is_the_same_run(tmp_path):
     assert res.ran == []
 
 
-@pytest.mark.parametrize("family", [f for f in FAMILIES.names() if f != "ngram"])  # text: test_text_loop
+# ngram: tests/test_text_loop.py; labels (label counts only): tests/test_verifier.py
+@pytest.mark.parametrize("family", [f for f in FAMILIES.names() if f not in ("ngram", "labels")])
 def test_family_common_checks(family):
     n = 32 if family == "linear_regression" else 40
     study = make_study(family=family, n_samples=n, generations=2, replicates=3,
@@ -76,14 +77,19 @@ def test_family_common_checks(family):
     assert np.isfinite(df.value).all() and df.metric.nunique() == len(study.cells[0].metrics)
 
 
-@pytest.mark.parametrize("policy", POLICIES.names())
+# filtered and curated curate text: tests/test_curation_loop.py
+@pytest.mark.parametrize("policy", [p for p in POLICIES.names() if p not in ("filtered", "curated")])
 def test_policy_provenance(policy):
-    study = make_study(family="categorical", policy=policy, n_samples=40, generations=4, replicates=2,
-                       metrics=["real_share"], params={"n_outcomes": 10} | (
-                           {"real_fraction": 0.25} if policy == "mix" else {}))
+    family, params = ("labels", {"n_inputs": 10}) if policy == "verified" else (
+        "categorical", {"n_outcomes": 10})
+    params |= {"real_fraction": 0.25} if policy == "mix" else {}
+    params |= {"recover_at": 3, "recovery_fraction": 0.5} if policy == "recovery" else {}
+    study = make_study(family=family, policy=policy, n_samples=40, generations=4, replicates=2,
+                       metrics=["real_share"], params=params)
     share = run_study(study).metrics.pivot(index="generation", columns="replicate", values="value")
     assert (share.loc[0] == 1.0).all()
-    expected = {"replace": 0.0, "mix": 0.25, "accumulate": 1 / 4}.get(policy)
+    expected = {"replace": 0.0, "mix": 0.25, "accumulate": 1 / 4, "verified": 0.0,
+                "recovery": 0.5}.get(policy)
     if expected is not None:
         assert share.loc[3].to_numpy() == pytest.approx(expected)
     else:  # accumulate_subsample: a random subset of 1 real + 3 synthetic batches

@@ -158,10 +158,10 @@ def cmd_list() -> int:
         print(f"  {name:<20} {cls.description}")
         if fields_of(cls.Params):
             print(f"  {'':<20} params: {params(cls.Params)}")
-    print(f"\nloop params (--set): {params(LoopParams)}")
+    print(f"\nloop params (--set): {params(LoopParams)} (top_p is an alias of truncation)")
     print("\nmetrics (direction: which way is better; families):")
     for name, m in METRICS.items():
-        print(f"  {name:<22} [{m.direction:<6}] {m.description}  ({', '.join(m.families)})")
+        print(f"  {name:<24} [{m.direction:<6}] {m.description}  ({', '.join(m.families)})")
     return 0
 
 

@@ -183,3 +183,4 @@ class Mix(Policy):
 
 
 from .curation import policies as _curation_policies  # noqa: E402,F401  (registration)
+from .curation import verified as _verified  # noqa: E402,F401  (registration)

@@ -31,7 +31,8 @@ OVERVIEW = {"gaussian": ["variance", "cov_trace", "kl_to_truth", "tail_mass"],
             "kde": ["kl_to_truth", "cov_trace", "tail_mass"],
             "categorical": ["support_size", "entropy", "hutter_error"],
             "linear_regression": ["test_error"],
-            "ngram": ["perplexity_real", "tail_coverage", "vocab_size"]}
+            "ngram": ["perplexity_real", "tail_coverage", "vocab_size"],
+            "labels": ["error_rate", "train_error"]}
 PANELS_PER_FAMILY = 3
 
 
