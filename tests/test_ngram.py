@@ -4,6 +4,7 @@ Kneser-Ney reference, normalization, sampling distributions, decoding, ARPA and 
 from __future__ import annotations
 
 import math
+import tracemalloc
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -183,6 +184,20 @@ def test_logprob_equals_next_token_distribution(smoothing):
             np.testing.assert_allclose(lp, np.log(P[np.arange(len(full)), full]), rtol=1e-12)
 
 
+@pytest.mark.parametrize("discounts", [(0.0, 0.0, 0.0), (1.0, 2.0, 3.0), (0.0, 1.0, 1.5)])
+def test_kneser_ney_with_discounts_at_their_bounds(discounts):
+    # zero backoff weights or zero probabilities: scoring falls back to the backoff form
+    V = 30
+    train = zipf_corpus(150, V, seed=5)
+    lm = NGramLM(3, discounts=discounts).fit(train, V)
+    docs = train[:10] + zipf_corpus(10, V, seed=6)
+    for doc, lp in zip(docs, lm.logprob(docs)):
+        full = np.append(doc, EOS)
+        P = lm.next_probs([doc[:j] for j in range(len(full))])
+        with np.errstate(divide="ignore"):
+            np.testing.assert_allclose(lp, np.log(P[np.arange(len(full)), full]), rtol=1e-12)
+
+
 def test_large_vocabulary_and_high_order_keys_fit_int64():
     V = 100_000  # V**4 is beyond 64 bits already; rank keys are not
     rng = np.random.default_rng(6)
@@ -192,6 +207,72 @@ def test_large_vocabulary_and_high_order_keys_fit_int64():
     lp = lm.logprob([np.arange(3, 20)])[0]
     assert np.all(np.isfinite(lp))
     assert lp.sum() > NGramLM(2).fit(docs, V).logprob([np.arange(3, 20)])[0].sum()
+
+
+# -- streaming counts ------------------------------------------------------------------------
+def chunked(docs, cuts):
+    """The documents as the chunks docs[cuts[i]:cuts[i + 1]], lazily."""
+    return (docs[a:b] for a, b in zip(cuts, cuts[1:]))
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 5])
+@pytest.mark.parametrize("smoothing", ["kneser_ney", "add_k", "mle"])
+def test_fit_stream_equals_fit_on_the_concatenation(order, smoothing):
+    V = 50
+    train = zipf_corpus(300, V, seed=11) + [np.array([], np.int64)] * 2
+    test = zipf_corpus(30, V, seed=12) + [np.array([V + 4, 3])]
+    whole = NGramLM(order, smoothing, k=0.5).fit(train, V)
+    n = len(train)
+    for cuts in ([0, n],                      # one chunk
+                 list(range(n + 1)),          # one document a chunk
+                 [0, 1, 2, 50, 51, 200, n],   # chunks of one document among larger ones
+                 [0, 0, 10, 10, 299, n]):     # empty chunks; a chunk of empty documents
+        lm = NGramLM(order, smoothing, k=0.5).fit_stream(chunked(train, cuts), V)
+        assert lm.n_ngrams_ == whole.n_ngrams_
+        for a, b in zip(lm.logprob(test), whole.logprob(test)):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+        if smoothing == "kneser_ney":
+            np.testing.assert_array_equal(lm.discounts_, whole.discounts_)
+        # the same sampler (built on the first draw after fit_stream), draw for draw
+        a = lm.sample(30, np.random.default_rng(5), 8)
+        b = whole.sample(30, np.random.default_rng(5), 8)
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_fit_stream_memory_is_distinct_ngrams_plus_one_chunk():
+    # a small vocabulary: ~3 x 10^5 tokens but few distinct trigrams
+    V, n_chunks = 30, 24
+
+    def chunk(i):
+        rng = np.random.default_rng(i)
+        return [rng.integers(3, V, rng.integers(0, 60)) for _ in range(400)]
+
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        streamed = NGramLM(3).fit_stream((chunk(i) for i in range(n_chunks)), V)
+        peak_stream = tracemalloc.get_traced_memory()[1] - start
+        docs = [d for i in range(n_chunks) for d in chunk(i)]
+        tracemalloc.reset_peak()
+        start = tracemalloc.get_traced_memory()[0]
+        whole = NGramLM(3).fit(docs, V)
+        peak_fit = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    assert streamed.n_ngrams_ == whole.n_ngrams_
+    assert streamed.perplexity(docs[:50]) == whole.perplexity(docs[:50])
+    assert peak_stream < peak_fit / 4, (peak_stream, peak_fit)
+
+
+def test_fit_stream_errors():
+    with pytest.raises(UserError, match="no documents"):
+        NGramLM(2).fit_stream([[], []], 10)
+    with pytest.raises(UserError, match=r"chunks\[1\]\[0\] holds token id 12"):
+        NGramLM(2).fit_stream([[np.array([3])], [np.array([4, 12])]], 10)
+    with pytest.raises(UserError, match="too small for an order-4 model"):
+        NGramLM(4).fit_stream([[np.array([3])], [np.array([4])]], 10)
+    with pytest.raises(UserError, match="not one flat array"):
+        NGramLM(2).fit_stream([np.array([3, 4])], 10)
 
 
 # -- sampling ----------------------------------------------------------------------------------

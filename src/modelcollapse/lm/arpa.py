@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import UserError
 from .counts import SPECIAL_TOKENS, UNK, KeyIndex, lookup_rows, prepare
-from .smoothing import backoff_logprob, padded
+from .smoothing import backoff_logprob
 
 LN10 = math.log(10.0)
 NEVER = -99.0
@@ -84,7 +84,11 @@ class ArpaLM:
     """
 
     def __init__(self, indexes, logp, bow, vocab_size: int, remap: np.ndarray) -> None:
-        self.indexes, self.logp_pad, self.bow_pad = indexes, padded(logp), padded(bow)
+        # probabilities and weights, each with a trailing entry for index -1 (absent): p 0,
+        # weight 1 (see backoff_logprob)
+        self.indexes = indexes
+        self.prob_pad = [np.append(np.exp(x), 0.0) for x in logp]
+        self.gamma_pad = [np.append(np.exp(x), 1.0) for x in bow]
         self.vocab_size, self.order = vocab_size, len(logp)
         self.remap = remap
 
@@ -94,7 +98,7 @@ class ArpaLM:
         seqs = as_int_arrays(sequences, "sequences")
         docs = prepare(seqs, self.vocab_size, strict=False)
         docs.tok, docs.prev = self.remap[docs.tok], self.remap[docs.prev]
-        return docs.split(backoff_logprob(self.indexes, self.logp_pad, self.bow_pad,
+        return docs.split(backoff_logprob(self.indexes, self.prob_pad, self.gamma_pad,
                                           self.vocab_size, docs))
 
     def perplexity(self, sequences) -> float:

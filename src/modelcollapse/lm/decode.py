@@ -74,12 +74,7 @@ def advance(fit: Fitted, st: State, tok: np.ndarray) -> State:
     ctx = [tok] if fit.order > 1 else []
     for m in range(2, fit.order):
         q = st.ctx[m - 2] * fit.vocab_size + tok  # an absent context gives a negative key
-        t = fit.tables[m - 1]
-        if q.size < 1000:  # few queries: a plain binary search costs fewer numpy calls
-            i = np.minimum(np.searchsorted(t.keys, q), len(t) - 1)
-            ctx.append(np.where(t.keys[i] == q, i, -1))
-        else:
-            ctx.append(t.index.find(q))
+        ctx.append(fit.tables[m - 1].index.find(q))
     return State(ctx, st.hist + 1)
 
 
@@ -107,11 +102,11 @@ def mixture_draw(fit: Fitted, st: State, rng: np.random.Generator) -> np.ndarray
                             "generated, so it has no next-token distribution there")
     G[-1] = fit.uniform_g
     u = rng.random((2,) + G.shape)
-    k = fit.ctx_first[G] + (u[0] * fit.ctx_size[G]).astype(np.int64)
-    child = fit.expansion[k]
-    kept = u[1] < fit.keep_all[child]
+    k = fit.ctx_first.take(G) + (u[0] * fit.ctx_size.take(G)).astype(np.int64)
+    child = fit.expansion.take(k)
+    kept = u[1] < fit.keep_all.take(child)
     kept[-1] = True
-    return fit.last_all[np.choose(kept.argmax(axis=0), child)]
+    return fit.last_all.take(child[kept.argmax(axis=0), np.arange(B)])
 
 
 def _top_level(fit: Fitted, st: State) -> np.ndarray:
@@ -371,11 +366,13 @@ def generate(fit: Fitted, n_docs: int, max_len, rng, temperature: float = 1.0,
             if tail.size:
                 recent[i, -tail.size:] = tail
     docs, toks = [], []
+    cut = int(limit.min(initial=0))  # the next step at which some document reaches its limit
     for step in range(int(limit.max(initial=0))):
-        if np.any(limit[active] <= step):
+        if step >= cut:
             go = limit[active] > step
             active, st = active[go], st.take(go)
             recent = None if recent is None else recent[go]
+            cut = int(limit[active].min(initial=step + 1))
         if active.size == 0:
             break
         no_eos = None

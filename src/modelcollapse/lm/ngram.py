@@ -6,6 +6,7 @@ added: one ``<s>``, one ``</s>``); ``<unk>`` may appear in them. When scoring, i
 ``[0, vocab_size)`` are read as ``<unk>``; when fitting they are an error.
 
 >>> lm = NGramLM(order=3).fit(train_docs, vocab_size)          # doctest: +SKIP
+>>> lm = NGramLM(order=3).fit_stream(chunks_of_docs, vocab_size)  # doctest: +SKIP
 >>> lm.perplexity(test_docs)                                    # doctest: +SKIP
 >>> lm.sample(100, np.random.default_rng(0), max_len=200, top_p=0.9)  # doctest: +SKIP
 >>> lm.to_arpa("model.arpa", id_to_token)                       # doctest: +SKIP
@@ -16,10 +17,11 @@ longest available context), ``"mle"`` (``c / c(h)``: log-probability ``-inf`` an
 ``inf`` for text with an unseen n-gram or context).
 
 The counts live in sorted ``int64`` key arrays, one per order (rank-encoded: exact for any
-vocabulary size and order; see :mod:`.counts`); fitting is a few radix ``argsort`` /
-``bincount`` passes, scoring one vectorized lookup per order over every position of every
-document at once, and sampling advances all documents one token per step (see
-:mod:`.decode`). ARPA export and import: :mod:`.arpa`.
+vocabulary size and order; see :mod:`.counts`); fitting is a few radix ``argsort`` passes
+and elementwise estimates, ``fit_stream`` merges the sorted counts of chunk after chunk,
+scoring is one vectorized lookup per order over every position of every document at once,
+and sampling advances all documents one token per step (see :mod:`.decode`). ARPA export
+and import: :mod:`.arpa`.
 """
 
 from __future__ import annotations
@@ -31,11 +33,19 @@ import numpy as np
 from ..errors import UserError
 from . import decode
 from .arpa import vocabulary, write_arpa
-from .counts import MAX_ORDER, N_SPECIAL, as_int_arrays, count_tables, prepare
+from .counts import (MAX_ORDER, N_SPECIAL, Counts, Table, as_int_arrays, check_orders,
+                     count_tables, link_tables, merge_counts, prepare, tables_from_counts)
 from .smoothing import (Fitted, backoff_logprob, check_discounts, count_based,
-                        count_logprob, kneser_ney, mixture_index)
+                        count_logprob, interpolated_logprob, kneser_ney, mixture_index)
 
 SMOOTHINGS = ("kneser_ney", "add_k", "mle")
+
+
+def _vocab_size(vocab_size) -> int:
+    if not isinstance(vocab_size, numbers.Integral) or vocab_size <= N_SPECIAL:
+        raise UserError(f"vocab_size must be an integer > {N_SPECIAL} (ids 0, 1, 2 are "
+                        f"<unk>, <s>, </s>); got {vocab_size!r}")
+    return int(vocab_size)
 
 
 class NGramLM:
@@ -77,20 +87,58 @@ class NGramLM:
     # -- fitting ---------------------------------------------------------------------------
     def fit(self, sequences, vocab_size: int) -> NGramLM:
         """Count the documents (a list of 1-D int arrays) and estimate the model."""
-        if not isinstance(vocab_size, numbers.Integral) or vocab_size <= N_SPECIAL:
-            raise UserError(f"vocab_size must be an integer > {N_SPECIAL} (ids 0, 1, 2 are "
-                            f"<unk>, <s>, </s>); got {vocab_size!r}")
-        V = int(vocab_size)
+        V = _vocab_size(vocab_size)
         seqs = as_int_arrays(sequences, "sequences")
         if not seqs:
             raise UserError("the training corpus has no documents")
         tables = count_tables(prepare(seqs, V, strict=True), self.order, V)
-        fit = Fitted(self.order, V, self.smoothing, self.k, tables)
+        return self._estimate(link_tables(tables), sampler=True)
+
+    def fit_stream(self, chunks, vocab_size: int) -> NGramLM:
+        """Fit on a corpus given as an iterable of chunks, each a list of documents (1-D int
+        arrays), read once, in order: for a corpus larger than memory.
+
+        Each chunk is counted on its own and its counts are merged into the running sorted
+        (key, count) tables, so peak memory is about the corpus's distinct n-grams plus one
+        chunk. The model is the one ``fit`` gives on all the documents at once (Kneser-Ney's
+        continuation counts and discounts are estimated once, from the merged counts). Each
+        merge rewrites the running tables: chunks of many documents (say 10^5 to 10^7 tokens)
+        keep that cost small. Unlike ``fit``, it leaves the sampler's arrays (8 bytes per
+        counted occurrence: about ``order`` per token for add-k and MLE, about one for
+        Kneser-Ney) to the first draw, so that scoring a model of a large corpus does not
+        need them.
+        """
+        V = _vocab_size(vocab_size)
+        acc: list[Table] | Counts | None = None  # the only chunk's tables, or merged counts
+        for c, chunk in enumerate(chunks):
+            what = f"chunks[{c}]"
+            seqs = as_int_arrays(chunk, what)
+            if not seqs:
+                continue
+            tables = count_tables(prepare(seqs, V, strict=True, what=what), self.order, V)
+            if acc is None:
+                acc = tables
+            else:
+                acc = merge_counts(acc if isinstance(acc, Counts) else Counts.of(acc),
+                                   Counts.of(tables), V)
+            del chunk, seqs, tables  # (the chunk's arrays go before the next one is read)
+        if acc is None:
+            raise UserError("the training corpus has no documents")
+        return self._estimate(tables_from_counts(acc, V) if isinstance(acc, Counts)
+                              else link_tables(acc), sampler=False)
+
+    def _estimate(self, tables: list[Table], sampler: bool) -> NGramLM:
+        """Estimate the model from complete, linked count tables; ``sampler``: also build
+        the sampler's arrays now (else on the first draw: they hold an entry per counted
+        occurrence, as many as the corpus's tokens)."""
+        check_orders(tables)
+        fit = Fitted(self.order, len(tables[0]), self.smoothing, self.k, tables)
         if self.smoothing == "kneser_ney":
             kneser_ney(fit, self.discounts)
         else:
             count_based(fit)
-        mixture_index(fit)
+        if sampler:
+            mixture_index(fit)
         self._fit = fit
         return self
 
@@ -119,8 +167,10 @@ class NGramLM:
     def _flat_logprob(self, sequences):
         fit = self._fitted()
         docs = prepare(as_int_arrays(sequences, "sequences"), fit.vocab_size, strict=False)
-        if fit.smoothing == "kneser_ney":
-            lp = backoff_logprob([t.index for t in fit.tables], fit.logp_pad, fit.bow_pad,
+        if fit.smoothing == "kneser_ney" and fit.score_pairs is not None:
+            lp = interpolated_logprob(fit, docs)
+        elif fit.smoothing == "kneser_ney":
+            lp = backoff_logprob([t.index for t in fit.tables], fit.prob_pad, fit.gamma_pad,
                                  fit.vocab_size, docs)
         else:
             lp = count_logprob(fit, docs)
@@ -214,4 +264,4 @@ class NGramLM:
             raise UserError(f"to_arpa writes kneser_ney models only; this one uses "
                             f"{fit.smoothing}, which an ARPA backoff file cannot represent")
         words = vocabulary(id_to_token, fit.vocab_size)
-        return write_arpa(path, fit.tables, fit.logp, fit.bow, words)
+        return write_arpa(path, fit.tables, *fit.log_tables(), words)
