@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import UserError
-from ..policies import MixParams, Policy, Step, register
+from ..policies import Mix, MixParams, Policy, Step, register
 from ..randomness import SHARED
 from .base import Batch, run_chain, filter_metrics
 from .dedup import ExactDedup, NearDedup
@@ -45,30 +45,16 @@ def _text_family(family: Any, policy: str) -> None:
         raise UserError(f"policy {policy} curates text: use family ngram")
 
 
-class _PoolPolicy(Policy):
-    """Shared by the curation policies: the candidate pool and running the block chain."""
+class _PoolPolicy(Mix):
+    """Shared by the curation policies: the candidate pool is what ``mix`` would train on
+    (real documents first, so that dedup keeps the human copy); the block chain decides
+    what of it is kept."""
 
-    needs_samples = True
-
-    def n_real(self, n_samples: int) -> int:
-        return int(round(self.params.real_fraction * n_samples))
-
-    def real_size(self, n_samples: int) -> int:
-        return self.n_real(n_samples)
-
-    def synthetic_size(self, n_samples: int) -> int:
-        return n_samples - self.n_real(n_samples)
+    def uses_samples(self) -> bool:
+        return True
 
     def pool(self, step: Step):
-        """Real documents first (so dedup keeps the human copy), then the synthetic ones."""
-        k = self.n_real(step.n_samples)
-        if k == 0:
-            return step.synthetic
-        if self.params.real_source == "fresh":
-            real = step.draw_real(k, step.generation + 1)
-        else:
-            real = step.real_pool.subsample(k, step.stream)
-        return real if step.synthetic is None else real.concat(step.synthetic)
+        return Mix.next_train(self, step)
 
     def blocks(self, step: Step) -> list:
         raise NotImplementedError
