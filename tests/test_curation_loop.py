@@ -111,3 +111,19 @@ def test_curation_errors(corpus, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "dropped every one" in err and err.count("\n") == 1
+
+
+def test_a_larger_pool_keeps_the_training_set_size(corpus):
+    # A crawl four times the training set, a quarter of it human (the whole real pool): the
+    # filter changes what the model trains on, not how much (n_samples documents).
+    recall, fpr = 0.9, 0.01
+    df = run(corpus, "filtered", real_fraction=0.25, pool_factor=4.0, oracle_recall=recall,
+             oracle_fpr=fpr)
+    kept_real, kept_syn = 1 - fpr, 3 * (1 - recall)
+    expected = kept_real / (kept_real + kept_syn)
+    share = pooled(df, "real_share")
+    assert abs(share.mean() - expected) < 0.03
+    n = matrix(df, "train_docs")[0, 0]
+    assert (pooled(df, "train_docs") == n).all()
+    with pytest.raises(UserError, match="exceeds 1"):
+        run(corpus, "filtered", real_fraction=0.5, pool_factor=4.0)

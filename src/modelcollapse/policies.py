@@ -169,14 +169,17 @@ class Mix(Policy):
         # A random subset of a fixed pool has no exact sufficient-statistic shortcut.
         return self.params.real_source == "fixed" and 0.0 < self.params.real_fraction
 
+    def real_part(self, step: Step, k: int) -> Any:
+        """k real data: fresh ones, or a random subset of the original pool."""
+        if self.params.real_source == "fresh":
+            return step.draw_real(k, step.generation + 1)
+        return step.real_pool.subsample(k, step.stream)
+
     def next_train(self, step: Step) -> Any:
         k = self.n_real(step.n_samples)
         if k == 0:
             return step.synthetic
-        if self.params.real_source == "fresh":
-            real = step.draw_real(k, step.generation + 1)
-        else:
-            real = step.real_pool.subsample(k, step.stream)
+        real = self.real_part(step, k)
         if k == step.n_samples:
             return real
         return real.concat(step.synthetic)

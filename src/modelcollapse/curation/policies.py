@@ -1,8 +1,8 @@
 """Curation policies: the next training set is a candidate pool passed through filter blocks.
 
-The pool of generation g+1 is built like ``mix``'s training set: ``real_fraction`` of
-``n_samples`` real documents (a random subset of the original pool, or fresh ones) plus the
-documents model g wrote. Then:
+The pool of generation g+1 holds ``pool_factor * n_samples`` documents: a ``real_fraction``
+of them real (a random subset of the original pool, or fresh ones), the rest written by
+model g. Then:
 
 - ``filtered``: one detector (oracle, watermark, likelihood or classifier) flags documents
   as machine-written and they are dropped;
@@ -11,7 +11,8 @@ documents model g wrote. Then:
 - ``recovery``: ``replace`` until generation ``recover_at``, then train with
   ``recovery_fraction`` of real data again (does the damage undo itself?).
 
-What survives is the training set (its size varies per chain). Every generation's curation
+What survives, at most ``n_samples`` documents of it (a random subset when more survive),
+is the training set; its size varies per chain when less survives. Every generation's curation
 is measured against provenance and stored with the training set (``Documents.curation``):
 the dropped share, one count per drop reason and, for a detector, its precision, recall and
 false-positive rate. Detectors are fitted once per chunk, with randomness from the ``curate`` stage shared by
@@ -45,16 +46,42 @@ def _text_family(family: Any, policy: str) -> None:
         raise UserError(f"policy {policy} curates text: use family ngram")
 
 
+def _check_pool(p) -> None:
+    if not 1.0 <= p.pool_factor <= 100.0:
+        raise UserError(f"params.pool_factor must be in [1, 100]; got {p.pool_factor}")
+    if p.real_source == "fixed" and p.real_fraction * p.pool_factor > 1.0 + 1e-9:
+        raise UserError(f"params.real_fraction x pool_factor = {p.real_fraction * p.pool_factor:g} "
+                        f"exceeds 1: the real pool holds n_samples documents (use "
+                        f"real_source = 'fresh' or a smaller share)")
+
+
 class _PoolPolicy(Mix):
-    """Shared by the curation policies: the candidate pool is what ``mix`` would train on
-    (real documents first, so that dedup keeps the human copy); the block chain decides
-    what of it is kept."""
+    """Shared by the curation policies: a candidate pool of ``pool_factor * n_samples``
+    documents, ``real_fraction`` of them real (listed first, so that dedup keeps the human
+    copy); the block chain decides what is kept, and at most ``n_samples`` kept documents
+    (a random subset) train the next generation."""
 
     def uses_samples(self) -> bool:
         return True
 
+    def pool_size(self, n_samples: int) -> int:
+        return int(round(self.params.pool_factor * n_samples))
+
+    def n_real(self, n_samples: int) -> int:
+        return int(round(self.params.real_fraction * self.pool_size(n_samples)))
+
+    def synthetic_size(self, n_samples: int) -> int:
+        return self.pool_size(n_samples) - self.n_real(n_samples)
+
+    def max_train_size(self, n_samples: int, generations: int) -> int:
+        return self.pool_size(n_samples)
+
     def pool(self, step: Step):
-        return Mix.next_train(self, step)
+        k = self.n_real(step.n_samples)
+        if k == 0:
+            return step.synthetic
+        real = self.real_part(step, k)
+        return real if step.synthetic is None else real.concat(step.synthetic)
 
     def blocks(self, step: Step) -> list:
         raise NotImplementedError
@@ -77,14 +104,18 @@ class _PoolPolicy(Mix):
             records.append({**filter_metrics(batch, result.keep, result.flagged, result.screened),
                             **{f"dropped_{k}": float(v) for k, v in result.dropped.items()}})
         train = pool.select(keeps)
+        if train.sizes.max() > step.n_samples:  # a larger pool than needed: n_samples of it
+            train = train.subsample(step.n_samples, step.stream)
         train.curation = {k: np.array([rec[k] for rec in records]) for k in records[0]}
         return train
 
 
 @dataclass(frozen=True)
 class FilterParams(MixParams):
-    """real_fraction, real_source: the candidate pool, as for mix (default: no real data).
-    detector: 'oracle' (flags synthetic documents with probability oracle_recall and real
+    """real_fraction, real_source: the candidate pool's real share and source, as for mix
+    (default: no real data). pool_factor: the pool holds pool_factor x n_samples documents,
+    of which at most n_samples kept ones train the next generation (a crawl larger than the
+    training set, so that filtering changes its composition, not its size). detector: 'oracle' (flags synthetic documents with probability oracle_recall and real
     ones with oracle_fpr, from provenance: filtering quality as a controlled variable),
     'watermark' (the family must sample with watermark = true; flags z >= watermark_z),
     'likelihood' (an n-gram model of order detector_order trained on human text only; flags
@@ -95,6 +126,7 @@ class FilterParams(MixParams):
     calibrated to."""
 
     real_fraction: float = 0.0
+    pool_factor: float = 1.0
     detector: Literal["oracle", "watermark", "likelihood", "classifier"] = "oracle"
     target_fpr: float = 0.01
     oracle_recall: float = 0.9
@@ -105,6 +137,7 @@ class FilterParams(MixParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _check_pool(self)
         for name in ("target_fpr", "oracle_recall", "oracle_fpr"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"params.{name} must be in [0, 1]; got {getattr(self, name)}")
@@ -162,7 +195,7 @@ class Filtered(_PoolPolicy):
 
 @dataclass(frozen=True)
 class CurateParams(MixParams):
-    """real_fraction, real_source: the candidate pool, as for mix (default: no real data).
+    """real_fraction, real_source, pool_factor: the candidate pool, as for filtered.
     dedup: drop exact duplicates. near_dedup: MinHash-LSH Jaccard threshold of near
     duplicates on token 3-grams (0: off). quality_keep: share kept by quality, the
     per-token log-likelihood under a human-only trigram model (1: off). diversity_keep:
@@ -171,6 +204,7 @@ class CurateParams(MixParams):
     near-duplicate cluster in the diversity step (0: no cap)."""
 
     real_fraction: float = 0.0
+    pool_factor: float = 1.0
     dedup: bool = True
     near_dedup: float = 0.8
     quality_keep: float = 1.0
@@ -179,6 +213,7 @@ class CurateParams(MixParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _check_pool(self)
         if not (self.near_dedup == 0.0 or 0.0 < self.near_dedup <= 1.0):
             raise UserError(f"params.near_dedup must be 0 (off) or in (0, 1]; got {self.near_dedup}")
         for name in ("quality_keep", "diversity_keep"):

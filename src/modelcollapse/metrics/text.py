@@ -81,6 +81,12 @@ def _each(ctx: MetricContext, fn) -> np.ndarray:
     return np.array([fn(e) for e in evaluations(ctx)], dtype=float)
 
 
+@metric("train_docs", direction="info", families=TEXT,
+        description="documents in the training set of generation g")
+def train_docs(ctx: MetricContext) -> np.ndarray:
+    return ctx.train.sizes.astype(float)
+
+
 @metric("perplexity_real", direction="lower", families=TEXT,
         description="perplexity of the real test split under generation g's model")
 def perplexity_real(ctx: MetricContext) -> np.ndarray:
