@@ -104,6 +104,12 @@ def test_curation_errors(corpus, tmp_path, capsys):
         run_one(family="gaussian", policy="filtered")
     with pytest.raises(UserError, match="watermark = true"):
         run(corpus, "filtered", detector="watermark")
+    with pytest.raises(UserError, match="needs at least 20000 human documents"):
+        run(corpus, "filtered", detector="likelihood", target_fpr=0.0001)
+    with pytest.raises(UserError, match="watermark gamma"):
+        run(corpus, "replace", watermark=True, watermark_gamma=1.5)
+    with pytest.raises(UserError, match="target_fpr must be in"):
+        run(corpus, "filtered", detector="likelihood", target_fpr=0.0)
     argv = ["run", "--family", "ngram", "--corpus", corpus, "--policy", "filtered",
             "--set", "oracle_recall=1.0", "--set", "oracle_fpr=1.0", "--set", "real_fraction=0.5",
             "--set", "eval_tokens=500", "--set", "bleu_docs=40", "--generations", "3",

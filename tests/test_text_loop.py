@@ -301,3 +301,31 @@ def test_watermark_bias_draws_from_the_boosted_distribution(top_p):
     exp = p[keep] * n
     assert counts[~keep].sum() == 0
     assert ((counts[keep] - exp) ** 2 / exp).sum() < stats.chi2.ppf(0.999, keep.sum() - 1)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("hf", None, "offline"),
+    ("truncated.jsonl.gz", "gz", "truncated or corrupt"),
+    ("lines.jsonl", b'{"text": "one two three"}\nnot json\n', "line 2"),
+    ("fields.jsonl", b'{"body": "one two three"}\n', "text"),
+    ("blank.txt", b"   \n\t\n", "no documents"),
+])
+def test_bad_corpora_exit_2_with_one_sentence(tmp_path, capsys, monkeypatch, name, content,
+                                               message):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf" / "datasets"))
+    if name == "hf":
+        spec = "hf:wikitext:wikitext-2-raw-v1"
+    else:
+        path = tmp_path / name
+        if content == "gz":
+            path.write_bytes(gzip.compress(b'{"text": "a b c"}\n' * 1000)[:-40])
+        else:
+            path.write_bytes(content)
+        spec = str(path)
+    out = tmp_path / "o"
+    assert main(["run", "--family", "ngram", "--corpus", spec, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1, err
+    assert not out.exists()

@@ -33,7 +33,8 @@ import numpy as np
 from ..errors import UserError
 from ..policies import Mix, MixParams, Policy, Step, register
 from ..randomness import SHARED
-from .base import Batch, run_chain, filter_metrics
+from .base import Batch, filter_metrics, run_chain
+from .calibration import min_calibration_size
 from .dedup import ExactDedup, NearDedup
 from .detectors import (ClassifierDetector, DetectorFilter, LikelihoodDetector,
                         OracleDetector)
@@ -159,9 +160,18 @@ class Filtered(_PoolPolicy):
 
     def check_family(self, family: Any) -> None:
         _text_family(family, self.name)
-        if self.params.detector == "watermark" and not family.params.watermark:
+        p = self.params
+        if p.detector == "watermark" and not family.params.watermark:
             raise UserError("params.detector = 'watermark' needs the family to watermark its "
                             "samples: set watermark = true")
+        if p.detector in ("likelihood", "classifier"):
+            # Thresholds are calibrated on the train split's human documents.
+            side = p.likelihood_side if p.detector == "likelihood" else "high"
+            need, have = min_calibration_size(p.target_fpr, side), len(family.data.train)
+            if have < need:
+                raise UserError(f"params.target_fpr = {p.target_fpr:g} needs at least {need} "
+                                f"human documents to calibrate the {p.detector} detector; the "
+                                f"train split holds {have} (raise target_fpr or use a larger corpus)")
 
     def detector(self, step: Step):
         if self._detector is None:
