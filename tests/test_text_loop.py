@@ -329,3 +329,28 @@ def test_bad_corpora_exit_2_with_one_sentence(tmp_path, capsys, monkeypatch, nam
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and err.count("\n") == 1, err
     assert not out.exists()
+
+
+def test_a_streamed_corpus_is_counted_chunk_by_chunk(tmp_path):
+    # The README's recipe for a corpus larger than memory: two streaming passes (vocabulary,
+    # then counts), never the whole corpus in memory; the same model as fitting it whole.
+    import itertools
+
+    from modelcollapse.data import Vocabulary, make_tokenizer, read_documents
+    rng = np.random.default_rng(3)
+    path = tmp_path / "big.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        for _ in range(3000):
+            fh.write(json.dumps({"text": " ".join(rng.choice(WORDS, size=rng.integers(5, 30)))}) + "\n")
+    tok = make_tokenizer("word")
+    vocab = Vocabulary.build(tok.tokenize(d.text) for d in read_documents(str(path)))
+    texts = (d.text for d in read_documents(str(path)))
+    chunks = (vocab.encode(tok.tokenize_many(list(batch)))
+              for batch in iter(lambda: list(itertools.islice(texts, 500)), []))
+    streamed = NGramLM(3).fit_stream(chunks, len(vocab))
+    whole = NGramLM(3).fit(vocab.encode(tok.tokenize_many([d.text for d in read_documents(str(path))])),
+                           len(vocab))
+    assert streamed.n_ngrams_ == whole.n_ngrams_
+    probe = [np.array([3, 4, 5]), np.array([6, 3])]
+    for a, b in zip(streamed.logprob(probe), whole.logprob(probe)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
