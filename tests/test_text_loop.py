@@ -19,6 +19,7 @@ from modelcollapse.models.base import Sampling
 from modelcollapse.models.ngram import NGram, NGramParams, RealText
 from modelcollapse.metrics import METRICS, MetricContext
 from modelcollapse.metrics.text import evaluations
+from modelcollapse.errors import UserError
 from modelcollapse.provenance import REAL, SYNTHETIC, Documents
 from modelcollapse.randomness import SeedTree, Stream
 from modelcollapse import textmetrics as tm
@@ -354,3 +355,49 @@ def test_a_streamed_corpus_is_counted_chunk_by_chunk(tmp_path):
     probe = [np.array([3, 4, 5]), np.array([6, 3])]
     for a, b in zip(streamed.logprob(probe), whole.logprob(probe)):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_greedy_and_beam_continue_real_prompts(corpus):
+    df = run_one(family="ngram", policy="replace", generations=2, replicates=1, seed=0,
+                 params=small(corpus, decoding="greedy", prompt_tokens=3),
+                 metrics=["mean_length", "perplexity_real"])
+    assert len(df) == 4
+    df = run_one(family="ngram", policy="replace", generations=2, replicates=1, seed=0,
+                 params=small(corpus, decoding="beam", beam_width=3, prompt_tokens=3,
+                              lengths="model", max_len=20),
+                 metrics=["perplexity_real", "train_docs"])
+    assert len(df) == 4   # beam search favours short documents: nothing to measure them on
+    with pytest.raises(UserError, match="lengths = 'model'"):
+        NGramParams(decoding="beam", prompt_tokens=3)
+
+
+def test_unigram_watermark_and_total_collapse_run_to_the_end(corpus):
+    # context width 0 is one fixed green list; a chain that collapses to a single word is a
+    # result (its undefined metrics have no rows), not an error
+    run_one(family="ngram", policy="replace", generations=2, replicates=1, seed=0,
+            params=small(corpus, watermark=True, watermark_context=0), metrics=["vocab_size"])
+    df = run_one(family="ngram", policy="replace", generations=4, replicates=1, seed=0,
+                 params=small(corpus, order=1, temperature=0.05),
+                 metrics=["vocab_size", "zipf_exponent"])
+    assert matrix(df, "vocab_size")[-1, 0] == 1
+    assert (df.metric == "zipf_exponent").sum() < 4   # undefined once one word is left
+
+
+def test_a_corpus_edited_after_the_study_was_resolved_is_refused(tmp_path):
+    path = write_corpus(tmp_path / "c.txt")
+    from modelcollapse.api import make_study
+    study = make_study(family="ngram", generations=2, replicates=1,
+                       params={"corpus": path, **SMALL}, metrics=["perplexity_real"])
+    write_corpus(tmp_path / "c.txt", seed=2)
+    with pytest.raises(UserError, match="changed after the study was resolved"):
+        run_cell(study.cells[0])
+
+
+def test_samples_of_a_resumed_cell_are_not_duplicated(tmp_path):
+    from modelcollapse.runs.store import ChunkCheckpoint
+    ck = ChunkCheckpoint(tmp_path / "chunks", tmp_path / "samples")
+    ck.save_samples(1, 0, 4, [["a"], ["b"], ["c"], ["d"]])
+    ck.save_samples(1, 0, 2, [["a"], ["b"]])      # resumed with chunk_size = 2
+    ck.save_samples(1, 2, 4, [["c"], ["d"]])
+    names = sorted(f.name for f in (tmp_path / "samples" / "gen-001").iterdir())
+    assert names == ["replicates-0-2.jsonl.gz", "replicates-2-4.jsonl.gz"]

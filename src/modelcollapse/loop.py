@@ -38,8 +38,9 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
     ----------
     replicates : (R,) replicate indices; each chain's randomness depends only on its index.
     stats : draw exact sufficient statistics instead of samples (families that allow it).
-    on_samples : called as ``on_samples(g, batch)`` with every generation's synthetic data
-        (text families store their generated documents this way).
+    on_samples : called as ``on_samples(g, batch)`` with the synthetic data of every
+        generation but the last (which trains nothing); text families store their
+        generated documents this way.
 
     Returns
     -------
@@ -136,6 +137,7 @@ def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = Non
     (identical numbers: a chunk's values depend only on its replicates' seeds).
     """
     family, policy, sampling, metrics = build(cell)
+    _check_fingerprint(cell, family)
     seeds = SeedTree(cell.seed, cell.key)
     size = chunk_size(cell, family, policy)
     values = np.empty((cell.generations, len(metrics), cell.replicates))
@@ -159,6 +161,14 @@ def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = Non
     return tidy(values, [m.name for m in metrics])
 
 
+def _check_fingerprint(cell: CellConfig, family: Family) -> None:
+    """A corpus edited after the study was resolved would mix two corpora under one key."""
+    for key, value in getattr(family, "fingerprint", dict)().items():
+        if cell.params.get(key, value) != value:
+            raise UserError(f"the corpus of cell {cell.key} changed after the study was "
+                            f"resolved ({key} differs); run the study again into a new folder")
+
+
 def tidy(values: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
     """(G, M, R) values -> a tidy table with one row per (metric, generation, replicate);
     NaN (a sparse metric's 'undefined here') gives no row."""
@@ -174,11 +184,16 @@ def tidy(values: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
 
 
 def truth_value(cell: CellConfig, metric: str) -> float | None:
-    """The metric evaluated on the true distribution (a reference line), if meaningful."""
+    """The metric evaluated on the true distribution (a reference line), if meaningful
+    (None when not, or when a text family's corpus is gone or no longer the one that ran)."""
     family, _, _, _ = build(cell)
     m = METRICS.get(metric)
     truth = family.truth_model()
     if truth is None or m.direction != "truth":
+        return None
+    try:
+        _check_fingerprint(cell, family)
+    except UserError:
         return None
     ctx = MetricContext(family, truth, None, 0, cell.n_samples, {"seeds": SeedTree(cell.seed, cell.key)})
     return float(m.fn(ctx)[0])

@@ -30,7 +30,7 @@ class Step:
     generation: int          # the generation whose model produced ``synthetic``
     n_samples: int           # the nominal training-set size
     train: Any               # that generation's training set
-    synthetic: Any           # its model's samples, already curated
+    synthetic: Any           # its model's samples (curation policies curate them)
     real_pool: Any           # the original real data (generation 0's training set)
     history: Any             # all data so far (real pool + every synthetic batch), when kept
     draw_real: Callable[[int, int], Any]  # (n, generation) -> fresh real data

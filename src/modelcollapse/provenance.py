@@ -80,6 +80,8 @@ class Samples:
 
 def random_subset(size: int, m: int, stream: Stream) -> np.ndarray:
     """(R, m) indices of a uniformly random subset of ``m`` of ``size`` items per replicate."""
+    if m > size:
+        raise ValueError(f"a subset of {m} items out of {size} was asked for")
     # Direct per-replicate draws: the pool's size changes from call to call, which the
     # shape-keyed buffers of Stream are not made for.
     keys = np.stack([g.random(size) for g in stream.generators("subsample")])

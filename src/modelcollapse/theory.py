@@ -113,7 +113,9 @@ def verifier_pruned_error(p: float, phi: float, psi: float) -> float:
 
 
 def verifier_breakdown(phi: float, psi: float) -> float:
-    """p* = 1 / (1 + psi/phi): pruned data improves on the generator iff p < p*."""
+    """p* = 1 / (1 + psi/phi): the generator error rate at which the pruned error p' reaches
+    1/2, so that training on pruned data gives the right majority below p* and the wrong
+    one above it (Feng et al. 2024)."""
     return 1.0 / (1.0 + psi / phi)
 
 

@@ -15,12 +15,13 @@ What survives, at most ``n_samples`` documents of it (a random subset when more 
 is the training set; its size varies per chain when less survives. Every generation's curation
 is measured against provenance and stored with the training set (``Documents.curation``):
 the dropped share, one count per drop reason and, for a detector, its precision, recall and
-false-positive rate. Detectors are fitted once per chunk, with randomness from the ``curate`` stage shared by
-all replicates, so results never depend on chunking. Their human reference is the
-validation split, never the train split: the pool's human documents are train-split
-documents, and a reference model trained on them would find them suspiciously likely. The
-thresholds are calibrated on the train split, the very population of human documents the
-pool draws from, so the false-positive rate holds where it is applied.
+false-positive rate. Detectors are fitted once per cell in each process, with randomness from the ``curate``
+stage shared by all replicates, so results never depend on chunking. The pool's human
+documents come from the train split, so nothing that judges them may have seen them: the
+human reference of the likelihood detector, the classifier and the quality selection is the
+validation split, and the detectors' thresholds are calibrated on the test split (which no
+model of the chain ever trains on). The false-positive rate measured on the pool is then an
+honest out-of-sample figure.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import UserError
+from ..provenance import SYNTHETIC
 from ..policies import Mix, MixParams, Policy, Step, register
 from ..randomness import SHARED
 from .base import Batch, filter_metrics, run_chain
@@ -42,9 +44,33 @@ from .selection import DiversitySelection, TopQuality
 from .watermark import WatermarkDetector
 
 
+def _measured(batch: Batch, result) -> dict[str, float]:
+    """The chain's measures; a detector's precision, recall or FPR is NaN (no row is
+    stored) where it is undefined: nothing flagged, no synthetic or no real document."""
+    out = filter_metrics(batch, result.keep, result.flagged, result.screened)
+    if result.flagged is not None:
+        seen = result.screened
+        synthetic = (batch.source == SYNTHETIC) & seen
+        for name, denominator in (("detector_precision", (result.flagged & seen).sum()),
+                                  ("detector_recall", synthetic.sum()),
+                                  ("detector_fpr", (~synthetic & seen).sum())):
+            if denominator == 0:
+                out[name] = np.nan
+    return out
+
+
 def _text_family(family: Any, policy: str) -> None:
     if not hasattr(family, "data"):
         raise UserError(f"policy {policy} curates text: use family ngram")
+
+
+def _check_fresh(p, family: Any) -> None:
+    """Fresh real documents are distinct train-split documents: there must be enough."""
+    pool = _PoolPolicy(p)
+    k, have = pool.n_real(family.n_samples), len(family.data.train)
+    if k > have:
+        raise UserError(f"the pool asks for {k} real documents (real_fraction x pool_factor x "
+                        f"n_samples) but the train split holds {have}")
 
 
 def _check_pool(p) -> None:
@@ -102,7 +128,7 @@ class _PoolPolicy(Mix):
                     f"{int(step.stream.replicates[r])}); loosen its filters (e.g. a lower "
                     f"target_fpr or oracle_fpr, a higher quality_keep)")
             keeps.append(result.keep)
-            records.append({**filter_metrics(batch, result.keep, result.flagged, result.screened),
+            records.append({**_measured(batch, result),
                             **{f"dropped_{k}": float(v) for k, v in result.dropped.items()}})
         train = pool.select(keeps)
         if train.sizes.max() > step.n_samples:  # a larger pool than needed: n_samples of it
@@ -164,14 +190,19 @@ class Filtered(_PoolPolicy):
         if p.detector == "watermark" and not family.params.watermark:
             raise UserError("params.detector = 'watermark' needs the family to watermark its "
                             "samples: set watermark = true")
+        _check_fresh(p, family)
         if p.detector in ("likelihood", "classifier"):
-            # Thresholds are calibrated on the train split's human documents.
+            data = family.data
+            if not data.validation:
+                raise UserError(f"the {p.detector} detector learns human text from the "
+                                f"validation split, which is empty: set validation_share > 0")
             side = p.likelihood_side if p.detector == "likelihood" else "high"
-            need, have = min_calibration_size(p.target_fpr, side), len(family.data.train)
+            need, have = min_calibration_size(p.target_fpr, side), len(data.test)
             if have < need:
                 raise UserError(f"params.target_fpr = {p.target_fpr:g} needs at least {need} "
                                 f"human documents to calibrate the {p.detector} detector; the "
-                                f"train split holds {have} (raise target_fpr or use a larger corpus)")
+                                f"test split holds {have} (raise target_fpr or test_share, or "
+                                f"use a larger corpus)")
 
     def detector(self, step: Step):
         if self._detector is None:
@@ -184,7 +215,7 @@ class Filtered(_PoolPolicy):
                 det = WatermarkDetector(family.watermark, p.watermark_z)
             elif p.detector == "likelihood":
                 det = LikelihoodDetector(p.detector_order, p.target_fpr, side=p.likelihood_side
-                                         ).fit(data.validation, data.train, V)
+                                         ).fit(data.validation, data.test, V)
             else:
                 # Machine-written training text comes from a held-out generation-0 model:
                 # fitted on the real train split and sampled with the loop's settings.
@@ -192,7 +223,7 @@ class Filtered(_PoolPolicy):
                 lm = family.fit_one(data.train)
                 generated = family.generate(lm, len(data.validation), rng, step.sampling)
                 det = ClassifierDetector(p.target_fpr, seed=0).fit(data.validation, generated,
-                                                                   data.train)
+                                                                   data.test)
             self._detector = DetectorFilter(det)
         return self._detector
 
@@ -245,6 +276,10 @@ class Curated(_PoolPolicy):
 
     def check_family(self, family: Any) -> None:
         _text_family(family, self.name)
+        _check_fresh(self.params, family)
+        if self.params.quality_keep < 1.0 and not family.data.validation:
+            raise UserError("the quality selection scores documents under a model of the "
+                            "validation split, which is empty: set validation_share > 0")
 
     def blocks(self, step: Step) -> list:
         if self._blocks is None:
@@ -255,7 +290,8 @@ class Curated(_PoolPolicy):
             if p.near_dedup:
                 blocks.append(NearDedup(p.near_dedup))
             if p.quality_keep < 1.0:
-                blocks.append(TopQuality(p.quality_keep).fit(data.train, len(data.vocab)))
+                # Scored by a human model that never saw the pool's human (train) documents.
+                blocks.append(TopQuality(p.quality_keep).fit(data.validation, len(data.vocab)))
             if p.diversity_keep < 1.0 or p.cluster_cap:
                 blocks.append(DiversitySelection(p.diversity_keep,
                                                  max_per_cluster=p.cluster_cap or None))

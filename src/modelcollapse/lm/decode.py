@@ -384,7 +384,7 @@ def generate(fit: Fitted, n_docs: int, max_len, rng, temperature: float = 1.0,
         if not go.all():
             active, tok, st = active[go], tok[go], st.take(go)
             recent = None if recent is None else recent[go]
-        if recent is not None:
+        if recent is not None and recent.shape[1]:  # context width 0: one fixed green list
             recent = np.concatenate([recent[:, 1:], tok[:, None]], axis=1)
         docs.append(active)
         toks.append(tok)

@@ -16,15 +16,19 @@ more typical of what the first model found likely).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import textmetrics as tm
+from ..errors import UserError
 from ..randomness import SHARED
+from ..textmetrics.sampling import digest
 from .base import MetricContext, metric
 
 TEXT = ("ngram",)
+log = logging.getLogger("modelcollapse.textmetrics")
 
 
 @dataclass
@@ -42,11 +46,18 @@ class Evaluation:
     equal_text: list[str]
 
 
-def _build(family, docs: list[np.ndarray], rng: np.random.Generator) -> Evaluation:
+def _build(family, docs: list[np.ndarray], rng: np.random.Generator, what: str) -> Evaluation:
     p = family.params
     lists = [d.tolist() for d in docs]
+    have = sum(len(d) for d in lists)
+    if have < p.eval_tokens:
+        raise UserError(f"{what}: its {len(docs)} documents hold {have} tokens, fewer than "
+                        f"eval_tokens = {p.eval_tokens} (lower eval_tokens; with lengths = "
+                        f"'model' the model ends its documents early)")
     equal = tm.equal_size_sample(lists, p.eval_tokens, rng).docs
     pick = np.sort(rng.choice(len(docs), size=min(p.bleu_docs, len(docs)), replace=False))
+    log.info("%s: self-BLEU on %d of %d documents, digest %s", what, pick.size, len(docs),
+             digest(pick))
     render = family.data.detokenize
     return Evaluation(docs, equal, [render(docs[i]) for i in pick],
                       [render(np.asarray(d, dtype=np.int64)) for d in equal])
@@ -62,7 +73,7 @@ def evaluations(ctx: MetricContext) -> list[Evaluation]:
             rng, train = seeds.generator("evaluate", SHARED, "real"), family.data.train
             docs = train if ctx.n_samples >= len(train) else [
                 train[i] for i in np.sort(rng.choice(len(train), ctx.n_samples, replace=False))]
-            ctx.cache[key] = [_build(family, docs, rng)]
+            ctx.cache[key] = [_build(family, docs, rng, "the real train split")]
         return ctx.cache[key]
     key = ("text-eval", ctx.generation)
     if key not in ctx.cache:
@@ -72,13 +83,26 @@ def evaluations(ctx: MetricContext) -> list[Evaluation]:
         for lm, r in zip(ctx.model.lms, ctx.model.replicates):
             rng = seeds.generator("evaluate", int(r), "docs", ctx.generation)
             out.append(_build(family, family.generate(lm, ctx.n_samples, rng,
-                                                      ctx.cache["sampling"]), rng))
+                                                      ctx.cache["sampling"]), rng,
+                              f"generation {ctx.generation} (replicate {int(r)})"))
         ctx.cache[key] = out
     return ctx.cache[key]
 
 
 def _each(ctx: MetricContext, fn) -> np.ndarray:
     return np.array([fn(e) for e in evaluations(ctx)], dtype=float)
+
+
+def _defined(fn):
+    """``fn`` on a sample, or NaN (no row: the metrics below are sparse) where the sample has
+    too little left to define it: a collapsed chain writes one word, or documents shorter
+    than an n-gram, and that is a result to record, not an error that stops the run."""
+    def safe(e: Evaluation) -> float:
+        try:
+            return fn(e)
+        except UserError:
+            return np.nan
+    return safe
 
 
 @metric("train_docs", direction="info", families=TEXT,
@@ -104,10 +128,10 @@ def perplexity_gen0(ctx: MetricContext) -> np.ndarray:
 
 
 def _distinct(n: int):
-    @metric(f"distinct_{n}", direction="truth", families=TEXT,
+    @metric(f"distinct_{n}", direction="truth", families=TEXT, sparse=True,
             description=f"distinct {n}-grams / all {n}-grams in eval_tokens generated tokens")
     def fn(ctx: MetricContext) -> np.ndarray:
-        return _each(ctx, lambda e: tm.distinct_n(e.equal, n))
+        return _each(ctx, _defined(lambda e: tm.distinct_n(e.equal, n)))
     return fn
 
 
@@ -126,10 +150,10 @@ def vocab_size(ctx: MetricContext) -> np.ndarray:
     return _each(ctx, lambda e: tm.vocab_size(e.equal))
 
 
-@metric("zipf_exponent", direction="truth", families=TEXT,
+@metric("zipf_exponent", direction="truth", families=TEXT, sparse=True,
         description="Zipf exponent fitted to the rank-frequency curve of eval_tokens generated tokens")
 def zipf_exponent(ctx: MetricContext) -> np.ndarray:
-    return _each(ctx, lambda e: tm.zipf_exponent(e.equal))
+    return _each(ctx, _defined(lambda e: tm.zipf_exponent(e.equal)))
 
 
 @metric("compression_ratio", direction="truth", families=TEXT,
@@ -138,16 +162,16 @@ def compression_ratio(ctx: MetricContext) -> np.ndarray:
     return _each(ctx, lambda e: tm.compression_ratio(e.equal_text))
 
 
-@metric("self_bleu", direction="truth", families=TEXT,
+@metric("self_bleu", direction="truth", families=TEXT, sparse=True,
         description="self-BLEU (sacrebleu sentence BLEU of each document vs the others, 0-100) of bleu_docs generated documents")
 def self_bleu(ctx: MetricContext) -> np.ndarray:
-    return _each(ctx, lambda e: tm.self_bleu(e.bleu))
+    return _each(ctx, _defined(lambda e: tm.self_bleu(e.bleu)))
 
 
-@metric("repetition_rate", direction="truth", families=TEXT,
+@metric("repetition_rate", direction="truth", families=TEXT, sparse=True,
         description="share of 4-gram occurrences repeating one earlier in the same document")
 def repetition_rate(ctx: MetricContext) -> np.ndarray:
-    return _each(ctx, lambda e: tm.repetition_rate(e.equal, 4))
+    return _each(ctx, _defined(lambda e: tm.repetition_rate(e.equal, 4)))
 
 
 @metric("mean_length", direction="truth", families=TEXT,
@@ -156,15 +180,15 @@ def mean_length(ctx: MetricContext) -> np.ndarray:
     return _each(ctx, lambda e: float(np.mean([d.size for d in e.docs])))
 
 
-@metric("tail_coverage", direction="truth", families=TEXT,
+@metric("tail_coverage", direction="truth", families=TEXT, sparse=True,
         description="share of the real test split's rare tail_n-grams (count at or below the tail_quantile of counts) that generation g produces")
 def tail_coverage(ctx: MetricContext) -> np.ndarray:
     p = ctx.family.params
     if "test-lists" not in ctx.cache:
         ctx.cache["test-lists"] = [d.tolist() for d in ctx.family.data.test]
     test = ctx.cache["test-lists"]
-    return _each(ctx, lambda e: tm.tail_coverage(test, [d.tolist() for d in e.docs],
-                                                 n=p.tail_n, quantile=p.tail_quantile))
+    return _each(ctx, _defined(lambda e: tm.tail_coverage(
+        test, [d.tolist() for d in e.docs], n=p.tail_n, quantile=p.tail_quantile)))
 
 
 @metric("vocab_never_produced", direction="lower", families=TEXT,
@@ -195,7 +219,7 @@ def _embeds(ctx: MetricContext) -> tuple[np.ndarray, list[np.ndarray]]:
         pick = np.sort(rng.choice(len(data.test), size=min(p.embed_docs, len(data.test)),
                                   replace=False))
         ctx.cache["real-embeds"] = tm.embed([data.detokenize(data.test[i]) for i in pick])
-    key = (ctx.generation, id(ctx.model))
+    key = ctx.generation
     if ctx.cache.get("embeds-key") != key:
         ctx.cache["embeds"] = [tm.embed([data.detokenize(d) for d in e.docs[:p.embed_docs]])
                                for e in evaluations(ctx)]

@@ -21,7 +21,6 @@ replicates run together.
 from __future__ import annotations
 
 import functools
-import glob
 import os
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -49,7 +48,8 @@ class NGramParams:
     lengths: 'real' (lengths drawn from the real train split), 'model' (until </s>, at most
     max_len tokens; 0: twice the longest real document) or 'fixed' (doc_length tokens).
     top_k: keep the k most likely next tokens (0: off). decoding: 'sample', 'greedy' or
-    'beam' (beam_width); greedy and beam continue prompts of prompt_tokens real tokens.
+    'beam' (beam_width; needs lengths = 'model'); greedy and beam continue prompts of
+    prompt_tokens real tokens (the prompt is not part of the stored document).
     eval_tokens: tokens in the equal-size sample of the lexical metrics. bleu_docs:
     documents in the self-BLEU sample. tail_n, tail_quantile: the n-grams of tail_coverage
     and the count quantile below which a test-split n-gram is rare. embeddings: compute the
@@ -122,6 +122,9 @@ class NGramParams:
             raise UserError("params.bpe_vocab must be set (e.g. 8000) when tokenizer = 'bpe'")
         if self.tokenizer != "bpe" and self.bpe_vocab:
             raise UserError("params.bpe_vocab applies to tokenizer = 'bpe' only")
+        if self.decoding == "beam" and self.lengths != "model":
+            raise UserError("params.decoding = 'beam' ranks whole documents, so it decides their "
+                            "lengths: set lengths = 'model' (max_len caps them)")
         if self.decoding != "sample" and self.prompt_tokens == 0:
             raise UserError(f"params.decoding = '{self.decoding}' without prompt_tokens would "
                             f"make every document identical; set prompt_tokens (e.g. 8)")
@@ -158,18 +161,17 @@ class TextData:
 
 
 def file_stamp(corpus: str) -> tuple:
-    """(path, size, mtime) of the files a corpus spec names: a changed file is a new corpus."""
+    """(path, size, mtime) of the files a corpus spec names (resolved as the data layer
+    resolves them): a changed file is a new corpus, never a stale cache entry."""
     if corpus == "embedded" or corpus.startswith("hf:"):
         return ()
-    paths = sorted(glob.glob(corpus, recursive=True)) if glob.has_magic(corpus) else [corpus]
-    out = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue  # the data layer names a missing file
-        out.append((path, st.st_size, st.st_mtime_ns))
-    return tuple(out)
+    from ..data.files import expand
+    try:
+        paths = expand(corpus)
+    except UserError:
+        return ()  # the data layer reports the missing file when it reads the corpus
+    return tuple((str(path), st.st_size, st.st_mtime_ns)
+                 for path, st in ((path, os.stat(path)) for path in paths))
 
 
 @functools.lru_cache(maxsize=4)
@@ -310,7 +312,8 @@ class NGram(Family):
         prompts = None
         if p.prompt_tokens:
             long_enough = np.flatnonzero(d.train_lengths > p.prompt_tokens)
-            prompts = [d.train[i][:p.prompt_tokens] for i in rng.choice(long_enough, size=n)]
+            prompts = [d.train[i][:p.prompt_tokens].astype(np.int64)
+                       for i in rng.choice(long_enough, size=n)]
         fit = lm._fitted()
         if p.decoding == "beam":
             docs = decode.beam_search(fit, n, p.beam_width, int(lengths.max()), prompts)

@@ -314,4 +314,11 @@ class ChunkCheckpoint:
         lines = (json.dumps({"replicate": lo + i, "text": t}, ensure_ascii=False)
                  for i, docs in enumerate(texts) for t in docs)
         data = gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=6, mtime=0)
-        write_bytes(self.samples / f"gen-{generation:03d}" / f"replicates-{lo}-{hi}.jsonl.gz", data)
+        folder = self.samples / f"gen-{generation:03d}"
+        write_bytes(folder / f"replicates-{lo}-{hi}.jsonl.gz", data)
+        # A resumed cell may run with another chunk size: files of earlier chunks that overlap
+        # this one hold the same documents and would duplicate them.
+        for old in folder.glob("replicates-*-*.jsonl.gz"):
+            a, b = (int(x) for x in old.name[len("replicates-"):-len(".jsonl.gz")].split("-"))
+            if (a, b) != (lo, hi) and a < hi and lo < b:
+                old.unlink()
