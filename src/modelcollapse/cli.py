@@ -1,4 +1,4 @@
-"""The command line: ``modelcollapse run | sweep | query | report | list``.
+"""The command line: ``modelcollapse run | sweep | query | report | list | audit``.
 
 Every user mistake ends in one sentence on stderr and exit code 2; results already on disk
 are never overwritten by a failed or different run.
@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="write DIR/report.html, one self-contained page")
     rep.add_argument("folder")
     sub.add_parser("list", help="list families, policies, metrics and parameters")
+    from .audit.cli import add_parser as add_audit_parser
+    add_audit_parser(sub)
     return p
 
 
@@ -174,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_query(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "audit":
+            from .audit.cli import cmd_audit
+            return cmd_audit(args)
         return cmd_list()
     except UserError as e:
         print(f"modelcollapse: error: {e}", file=sys.stderr)
