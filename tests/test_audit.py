@@ -416,3 +416,23 @@ def test_verdict_uses_the_conservative_end():
     lo, hi = wilson(0, 100)
     assert lo == 0 and 0.03 < hi < 0.04
     assert all(r.watch < r.alert for r in RULES.values())
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_candidates_sharded_over_executors_give_the_same_audit(result, files, reference,
+                                                               executor, monkeypatch):
+    from modelcollapse.sweep.executors import make_executor
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    settings = audit_settings(sample_tokens=2000, n_boot=100, lexical_replicates=20,
+                              watermark=WATERMARK)
+    specs = [files[k] for k in ("ref", "human", "repeated", "foreign", "marked")]
+    sharded = audit_prepared(specs, reference, settings, WatermarkDetector(WATERMARK, 4.0),
+                             files["vocab"], make_executor(executor, 2))
+    assert sharded.to_json()["candidates"] == result.to_json()["candidates"]
+
+
+def test_unknown_executor_exits_2(files, tmp_path, capsys):
+    rc = main(["audit", files["human"], "--reference", files["ref"], "--out",
+               str(tmp_path / "a"), "--executor", "spark"])
+    assert rc == 2 and "unknown executor 'spark'" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()

@@ -57,6 +57,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--watermark-gamma", type=float, default=0.25, help="green-list share")
     p.add_argument("--watermark-context", type=int, default=1,
                    help="tokens hashed into the green list")
+    p.add_argument("--executor", default="local",
+                   help="audit the candidates in parallel: local (process pool) or ray")
+    p.add_argument("--workers", type=int, default=1, help="parallel candidates (default 1)")
+    p.add_argument("--address", help="Ray cluster address (default: start a local one)")
     p.add_argument("--fail-on-alert", action="store_true",
                    help=f"exit with code {EXIT_ALERT} when any signal is at alert")
     p.add_argument("--overwrite", action="store_true", help="replace an audit already in DIR")
@@ -108,7 +112,8 @@ def _run(args: argparse.Namespace) -> int:
                    ai_reference=args.ai_reference, sample_tokens=args.sample_tokens,
                    n_boot=args.n_boot, lexical_replicates=args.lexical_replicates,
                    target_fpr=args.target_fpr, watermark=watermark,
-                   embed=args.embed, seed=args.seed)
+                   embed=args.embed, seed=args.seed, executor=args.executor,
+                   workers=args.workers, address=args.address)
     paths = write_audit(result, out, args.format, overwrite=args.overwrite)
     for cand in result.candidates:
         worst = [n for n, s in cand.all_signals().items() if s.verdict != "ok"]

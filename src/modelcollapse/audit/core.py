@@ -104,7 +104,8 @@ def audit(candidates: Sequence[str] | str, reference: str, *, text_field: str | 
           watermark_vocabulary: Vocabulary | None = None, embed: bool = False,
           seed: int = 0, detector_side: str = "low", chunk_docs: int = 10_000,
           max_sample_docs: int = 20_000, max_reference_docs: int = 50_000,
-          bleu_docs: int = 200, dedup_docs: int = 10_000, embed_docs: int = 256
+          bleu_docs: int = 200, dedup_docs: int = 10_000, embed_docs: int = 256,
+          executor: str = "local", workers: int = 1, address: str | None = None
           ) -> AuditResult:
     """Audit ``candidates`` (corpus specs, a trend in the order given) against the human
     ``reference`` (a corpus spec; see :func:`modelcollapse.data.read_documents`).
@@ -124,7 +125,11 @@ def audit(candidates: Sequence[str] | str, reference: str, *, text_field: str | 
         chunk_docs : documents read at once. max_sample_docs : the reservoir sample per
         candidate (and the reference's lexical pool). max_reference_docs : reference
         documents read. bleu_docs, dedup_docs, embed_docs : documents per self-BLEU, near
-        duplicate and embedding sample.
+        duplicate and embedding sample. executor, workers, address : audit the candidates in
+        parallel, one task each, with a sweep executor ('local': a process pool of
+        ``workers``; 'ray': a local Ray cluster on 127.0.0.1 or the one at ``address``).
+        Every candidate's numbers depend only on its spec and the seed, so they are the
+        same whatever the executor.
 
     Unusable input (unreadable, empty, binary or non-UTF-8 files; a reference below the
     minimum size) raises :class:`~modelcollapse.errors.UserError`.
@@ -132,6 +137,8 @@ def audit(candidates: Sequence[str] | str, reference: str, *, text_field: str | 
     specs = [candidates] if isinstance(candidates, str) else list(candidates)
     if not specs:
         raise UserError("give at least one candidate corpus to audit")
+    from ..sweep.executors import make_executor
+    runner = make_executor(executor, workers, address)   # bad names fail before any work
     settings = audit_settings(
         text_field=text_field, ai_reference=ai_reference, sample_tokens=sample_tokens,
         n_boot=n_boot, lexical_replicates=lexical_replicates, target_fpr=target_fpr,
@@ -150,23 +157,34 @@ def audit(candidates: Sequence[str] | str, reference: str, *, text_field: str | 
         wm = WatermarkDetector(watermark, WATERMARK_Z)
         if watermark_vocabulary is None:
             watermark_vocabulary = _watermark_vocabulary(reference, text_field)
-    return audit_prepared(specs, ref, settings, wm, watermark_vocabulary)
+    return audit_prepared(specs, ref, settings, wm, watermark_vocabulary, runner)
 
 
 def audit_prepared(specs: list[str], ref: Reference, settings: dict,
                    watermark: WatermarkDetector | None = None,
-                   watermark_vocabulary: Vocabulary | None = None) -> AuditResult:
+                   watermark_vocabulary: Vocabulary | None = None,
+                   runner=None) -> AuditResult:
     """The audit of candidates against an already prepared reference (``settings`` as
-    :func:`audit` records them); the calibration study uses it to share one reference."""
+    :func:`audit` records them); the calibration study uses it to share one reference.
+    ``runner``: a sweep executor (default: this process) that audits the candidates as
+    parallel tasks."""
     seeds = SeedTree(settings["seed"], "audit")
     rng = np.random.default_rng(seeds.sequence("reference-pool"))
     pick = np.sort(rng.permutation(len(ref.texts))[:settings["max_sample_docs"]])
     ref_pool = lexical.pool([ref.texts[i] for i in pick], ref.tokenizer)
-    results = [_audit_one(spec, ref, ref_pool, settings, seeds, watermark, watermark_vocabulary)
-               for spec in specs]
+    if runner is None:
+        from ..sweep.executors import LocalExecutor
+        runner = LocalExecutor(1)
+    shared = (ref, ref_pool, settings, seeds, watermark, watermark_vocabulary)
+    results = runner.map(_audit_shared, specs, shared)
     record = ref.as_record()
     record["lexical_pool_docs"] = len(ref_pool.texts)
     return AuditResult(record, results, settings)
+
+
+def _audit_shared(spec: str, shared: tuple) -> CandidateAudit:
+    """One candidate's audit as an executor task (``shared``: what every task needs)."""
+    return _audit_one(spec, *shared)
 
 
 def _audit_one(spec: str, ref: Reference, ref_pool: lexical.Pool, settings: dict,

@@ -9,6 +9,7 @@ replicates in flight: finished chunks are checkpointed).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import socket
@@ -28,6 +29,7 @@ Result = tuple[str, pd.DataFrame | None]   # (cell key, table when not stored)
 Progress = Callable[[int], None]
 
 _QUEUE: Any = None  # the progress queue of a pool worker
+_SHARED: Any = None  # what every task of ``map`` shares (forked workers inherit it)
 
 
 class _Throttled:
@@ -103,6 +105,26 @@ class LocalExecutor:
             # finished cells are already on disk and a rerun resumes.
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def map(self, fn: Callable[[Any, Any], Any], items: Sequence[Any], shared: Any) -> list[Any]:
+        """``[fn(item, shared) for item in items]``, on the pool when there is one. ``fn``
+        must be a module-level function; ``shared`` reaches the forked workers without
+        being pickled."""
+        if self.workers == 1 or len(items) <= 1:
+            return [fn(item, shared) for item in items]
+        global _SHARED
+        _SHARED = shared
+        ctx = multiprocessing.get_context("fork")
+        try:
+            with ProcessPoolExecutor(min(self.workers, len(items)), mp_context=ctx,
+                                     initializer=_init_worker, initargs=(None,)) as pool:
+                return list(pool.map(_call_shared, [fn] * len(items), items))
+        finally:
+            _SHARED = None
+
+
+def _call_shared(fn: Callable[[Any, Any], Any], item: Any) -> Any:
+    return fn(item, _SHARED)
+
 
 def _drain(queue: Any, progress: Progress) -> None:
     while True:
@@ -166,7 +188,9 @@ class RayExecutor:
         if address:
             _reachable(address)  # before any result folder is written
 
-    def run(self, cells: Sequence[CellConfig], out: str | None, progress: Progress) -> Iterator[Result]:
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Any]:
+        """The ``ray`` module, connected (or a local cluster started) for the block."""
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         try:
             import ray
@@ -181,6 +205,21 @@ class RayExecutor:
                          configure_logging=False, _node_ip_address="127.0.0.1")
             started = True
         try:
+            yield ray
+        finally:
+            if started:
+                ray.shutdown()
+
+    def map(self, fn: Callable[[Any, Any], Any], items: Sequence[Any], shared: Any) -> list[Any]:
+        """``[fn(item, shared) for item in items]`` as Ray tasks (``shared`` is put in the
+        object store once), in order."""
+        with self.session() as ray:
+            ref = ray.put(shared)
+            task = ray.remote(max_retries=3)(fn)
+            return ray.get([task.remote(item, ref) for item in items])
+
+    def run(self, cells: Sequence[CellConfig], out: str | None, progress: Progress) -> Iterator[Result]:
+        with self.session() as ray:
             task = ray.remote(max_retries=3)(execute_cell)
             refs = {task.remote(c.to_dict(), out): c for c in cells}
             pending = list(refs)
@@ -190,9 +229,6 @@ class RayExecutor:
                     cell = refs[ref]
                     progress(cell.generations * cell.replicates)
                     yield ray.get(ref)
-        finally:
-            if started:
-                ray.shutdown()
 
 
 EXECUTORS = {"local": LocalExecutor, "ray": RayExecutor}
