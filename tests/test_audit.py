@@ -18,7 +18,8 @@ import chromium
 from modelcollapse import textmetrics
 from modelcollapse.audit import RULES, audit, write_audit
 from modelcollapse.audit.calibration import run as run_calibration
-from modelcollapse.audit.cli import EXIT_ALERT, main
+from modelcollapse.audit.cli import EXIT_ALERT
+from modelcollapse.cli import main
 from modelcollapse.audit.core import audit_prepared, audit_settings
 from modelcollapse.audit.occurrence import OccurrenceModel, mixture_mle
 from modelcollapse.audit.reference import prepare_reference

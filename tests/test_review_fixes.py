@@ -1,6 +1,5 @@
 """Regression tests for problems an internal review found (each would have failed before)."""
 
-import numpy as np
 import pandas as pd
 import pytest
 

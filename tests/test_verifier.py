@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import modelcollapse  # noqa: F401
 from helpers import matrix, run_one
 from modelcollapse.errors import UserError
 from modelcollapse.models.base import Sampling

@@ -7,6 +7,7 @@ generation g is fitted on the training set the policy built from generation g-1'
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -149,16 +150,20 @@ def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = Non
             if on_generation is not None:
                 on_generation((hi - lo) * cell.generations)
             continue
-        keep = None
+        keep = None   # text families' generated documents go to the checkpoint's folder
         if checkpoint is not None and hasattr(family, "render"):
-            def keep(g: int, batch: Any, lo: int = lo, hi: int = hi) -> None:
-                checkpoint.save_samples(g, lo, hi, family.render(batch))
+            keep = functools.partial(_keep_samples, checkpoint, family, lo, hi)
         values[:, :, lo:hi] = simulate(family, policy, sampling, metrics, cell.n_samples,
                                        cell.generations, seeds, np.arange(lo, hi),
                                        cell.params["sufficient_stats"], on_generation, keep)
         if checkpoint is not None:
             checkpoint.save_chunk(lo, hi, values[:, :, lo:hi])
     return tidy(values, [m.name for m in metrics])
+
+
+def _keep_samples(checkpoint: Checkpoint, family: Family, lo: int, hi: int, generation: int,
+                  batch: Any) -> None:
+    checkpoint.save_samples(generation, lo, hi, family.render(batch))
 
 
 def _check_fingerprint(cell: CellConfig, family: Family) -> None:

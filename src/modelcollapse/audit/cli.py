@@ -68,7 +68,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="run the calibration study file instead (see "
                         "studies/audit_calibration.toml)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    p.set_defaults(func=cmd_audit)
     return p
 
 
@@ -129,28 +128,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    """Run ``modelcollapse audit`` for parsed ``args``; returns the exit code (2 with one
-    sentence on stderr for unusable input)."""
-    from ..errors import UserError
-    try:
-        return _run(args)
-    except UserError as e:
-        print(f"modelcollapse: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:   # a path the user gave cannot be read or written
-        where = f" {e.filename}" if e.filename else ""
-        print(f"modelcollapse: error: cannot use{where}: {e.strerror or e}", file=sys.stderr)
-        return 2
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``modelcollapse audit ...`` on its own (argv starts with "audit"), as the main CLI
-    runs it."""
-    parser = argparse.ArgumentParser(prog="modelcollapse")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    """Run ``modelcollapse audit`` for parsed ``args`` and return the exit code; the main
+    command line (:func:`modelcollapse.cli.main`) turns user errors into one sentence and
+    exit code 2."""
+    return _run(args)
