@@ -401,3 +401,28 @@ def test_samples_of_a_resumed_cell_are_not_duplicated(tmp_path):
     ck.save_samples(1, 2, 4, [["c"], ["d"]])
     names = sorted(f.name for f in (tmp_path / "samples" / "gen-001").iterdir())
     assert names == ["replicates-0-2.jsonl.gz", "replicates-2-4.jsonl.gz"]
+
+
+@pytest.mark.parametrize("temperature", [0.3, 0.7])
+def test_tempered_rejection_sampler_is_exact_with_watermark_and_min_len(temperature):
+    # Kneser-Ney at temperature < 1 draws by rejection from the exact mixture sampler; the
+    # target, with the watermark boost and no early </s>: (p e^{delta green})^{1/T}, </s> out.
+    V = 9
+    rng = np.random.default_rng(6)
+    lm = NGramLM(3).fit([rng.integers(3, V, size=rng.integers(1, 6)) for _ in range(300)], V)
+    mark = ParityMark()
+    n = 30_000
+    prompt = [np.array([4, 5])] * n
+    docs = decode.generate(lm._fitted(), n, 1, np.random.default_rng(7), temperature, prompts=prompt,
+                           min_len=np.ones(n, np.int64), watermark=mark)
+    first = np.array([d[2] for d in docs])
+    p = lm.next_probs([[4, 5]])[0] * np.where(mark.green_mask(np.array([[5]]), V)[0],
+                                               np.exp(mark.delta), 1.0)
+    p[EOS] = 0
+    q = np.where(p > 0, p, 0) ** (1 / temperature)
+    q /= q.sum()
+    counts = np.bincount(first, minlength=V)
+    keep = q > 0
+    exp = q[keep] * n
+    assert counts[~keep].sum() == 0
+    assert ((counts[keep] - exp) ** 2 / exp).sum() < stats.chi2.ppf(0.999, keep.sum() - 1)

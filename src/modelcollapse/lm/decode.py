@@ -299,30 +299,93 @@ def full_draw(fit: Fitted, st: State, rng, temperature: float, top_k, top_p,
     return out
 
 
-MAX_REJECTIONS = 64  # redraws of an early </s> before the exact masked distribution is built
+MAX_REJECTIONS = 64  # redraws of a rejected token before the exact full distribution is built
 
 
-def _draw_step(fit: Fitted, st: State, rng, fast: bool, temperature: float, top_k, top_p,
+def token_prob(fit: Fitted, st: State, tok: np.ndarray) -> np.ndarray:
+    """(B,) Kneser-Ney probability of ``tok`` after each document's context: the explicit
+    n-gram of the longest context that lists it, times the backoff weights above it (the
+    recursion :func:`next_probs` evaluates for every token at once)."""
+    P = fit.prob[0][tok]
+    V = fit.vocab_size
+    for m in range(1, fit.order):
+        c = st.ctx[m - 1]
+        child = fit.tables[m].index.find(c * V + tok)   # an absent context gives a negative key
+        P = np.where(child >= 0, fit.prob_pad[m][child], fit.gamma_pad[m - 1][c] * P)
+    return P
+
+
+def _child_max(fit: Fitted) -> list[np.ndarray]:
+    """Per order m >= 1, for each context of table m, the largest probability among its
+    listed continuations (0 without any); cached on the model."""
+    cached = getattr(fit, "_child_max", None)
+    if cached is None:
+        cached = []
+        for m in range(1, fit.order):
+            t = fit.tables[m - 1]
+            lo, hi = t.child_lo, t.child_hi
+            out = np.zeros(len(t))
+            has = hi > lo
+            if has.any():
+                out[has] = np.maximum.reduceat(fit.prob[m], lo[has])
+            cached.append(out)
+        fit._child_max = cached
+    return cached
+
+
+def prob_bound(fit: Fitted, st: State) -> np.ndarray:
+    """(B,) an upper bound on every next-token probability of each document: a token is
+    either listed under its longest context (at most that context's largest listed
+    probability) or backed off (at most gamma times the bound one order down)."""
+    tops = _child_max(fit)
+    M = np.full(st.size, fit.prob[0].max())
+    for m in range(1, fit.order):
+        c = st.ctx[m - 1]
+        ok = c >= 0
+        cc = np.where(ok, c, 0)
+        M = np.where(ok, np.maximum(tops[m - 1][cc], fit.gamma[m - 1][cc] * M), M)
+    return M
+
+
+def _draw_step(fit: Fitted, st: State, rng, mode: str, temperature: float, top_k, top_p,
                no_eos: np.ndarray | None, watermark=None, recent=None) -> np.ndarray:
     """One next token per document, with ``</s>`` excluded for the rows in ``no_eos`` and
-    green tokens favoured by ``watermark`` given each row's ``recent`` tokens (B, h)."""
-    if not fast:
-        bias = None
-        if watermark is not None:
-            bias = np.where(watermark.green_mask(recent, fit.vocab_size), np.exp(watermark.delta), 1.0)
-        return full_draw(fit, st, rng, temperature, top_k, top_p, no_eos, bias)
+    green tokens favoured by ``watermark`` given each row's ``recent`` tokens (B, h).
+
+    mode "plain" (temperature 1) and "tempered" (Kneser-Ney, temperature in (0, 1), no
+    top-k / top-p) draw by rejection from the exact mixture sampler; "full" builds the
+    (rows, V) distributions."""
+    def bias_of(rows) -> np.ndarray | None:
+        if watermark is None:
+            return None
+        return np.where(watermark.green_mask(recent[rows], fit.vocab_size),
+                        np.exp(watermark.delta), 1.0)
+
+    if mode == "full":
+        return full_draw(fit, st, rng, temperature, top_k, top_p, no_eos, bias_of(slice(None)))
     tok = mixture_draw(fit, st, rng)
-    if no_eos is None and watermark is None:
+    if mode == "plain" and no_eos is None and watermark is None:
         return tok
-    # Rejection from the exact sampler: p(w) exp(delta green(w)) [w != </s>] is p(w) times
-    # factors <= 1 after dividing by exp(delta), so accepting w with probability "1 if green
-    # else exp(-delta)" (and never an early </s>) draws exactly from the target. Rows that
-    # keep being rejected fall back to the full distributions.
+    # The target is p(w)^(1/T) exp(delta green(w) / T) [w != </s>] (the watermark boosts the
+    # logits before the temperature, as logits processors do). Divided by the proposal p(w),
+    # it is at most M^(1/T - 1) exp(delta / T) with M >= max p: accepting w with probability
+    # (p(w) / M)^(1/T - 1) exp(-delta (1 - green(w)) / T), never an early </s>, draws exactly
+    # from it. Rows rejected MAX_REJECTIONS times fall back to the full distributions.
+    inv = 1.0 / temperature
+    bound = prob_bound(fit, st) if mode == "tempered" else None
+
     def rejected(rows: np.ndarray) -> np.ndarray:
         bad = np.zeros(rows.size, bool) if no_eos is None else (tok[rows] == EOS) & no_eos[rows]
+        if mode == "plain":
+            if watermark is not None:
+                red = ~watermark.green(recent[rows], tok[rows])
+                bad |= red & (rng.random(rows.size) >= np.exp(-watermark.delta))
+            return rows[bad]
+        accept = (token_prob(fit, st.take(rows), tok[rows]) / bound[rows]) ** (inv - 1.0)
         if watermark is not None:
             red = ~watermark.green(recent[rows], tok[rows])
-            bad |= red & (rng.random(rows.size) >= np.exp(-watermark.delta))
+            accept = accept * np.where(red, np.exp(-watermark.delta * inv), 1.0)
+        bad |= rng.random(rows.size) >= accept
         return rows[bad]
 
     again = rejected(np.arange(tok.size))
@@ -332,12 +395,8 @@ def _draw_step(fit: Fitted, st: State, rng, fast: bool, temperature: float, top_
         tok[again] = mixture_draw(fit, st.take(again), rng)
         again = rejected(again)
     if again.size:
-        bias = None
-        if watermark is not None:
-            bias = np.where(watermark.green_mask(recent[again], fit.vocab_size),
-                            np.exp(watermark.delta), 1.0)
-        tok[again] = full_draw(fit, st.take(again), rng, 1.0, None, None,
-                               None if no_eos is None else no_eos[again], bias)
+        tok[again] = full_draw(fit, st.take(again), rng, temperature, None, None,
+                               None if no_eos is None else no_eos[again], bias_of(again))
     return tok
 
 
@@ -354,7 +413,13 @@ def generate(fit: Fitted, n_docs: int, max_len, rng, temperature: float = 1.0,
     V)``; the context of a token is the h tokens before it, ``<s>``-padded.
     """
     st = initial_state(fit, n_docs, prompts)
-    fast = temperature == 1 and top_k is None and top_p is None
+    if top_k is None and top_p is None and temperature == 1:
+        mode = "plain"
+    elif (top_k is None and top_p is None and 0 < temperature < 1
+          and fit.smoothing == "kneser_ney"):
+        mode = "tempered"
+    else:
+        mode = "full"
     limit = np.broadcast_to(np.asarray(max_len, np.int64), (n_docs,))
     floor = None if min_len is None else np.broadcast_to(np.asarray(min_len, np.int64), (n_docs,))
     active = np.arange(n_docs)
@@ -379,7 +444,7 @@ def generate(fit: Fitted, n_docs: int, max_len, rng, temperature: float = 1.0,
         if floor is not None:
             no_eos = floor[active] > step
             no_eos = no_eos if no_eos.any() else None
-        tok = _draw_step(fit, st, rng, fast, temperature, top_k, top_p, no_eos, watermark, recent)
+        tok = _draw_step(fit, st, rng, mode, temperature, top_k, top_p, no_eos, watermark, recent)
         go = tok != EOS
         if not go.all():
             active, tok, st = active[go], tok[go], st.take(go)
