@@ -7,7 +7,6 @@ and shared by the audits below; the held-out quarter is the human candidate.
 
 import json
 import math
-import os
 import tomllib
 from pathlib import Path
 
@@ -281,16 +280,6 @@ def test_html_escapes_the_corpus(page):
     assert "default-src 'none'" in html   # and nothing to fetch (SVG namespaces are names)
     assert not any(f'{attr}="http' in html for attr in ("src", "href"))
     assert html.count("<table class=audit>") >= 6 and "<svg" in html
-
-
-@pytest.fixture(scope="module")
-def chromium_bin():
-    try:
-        return chromium.ensure()
-    except chromium.ChromiumUnavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium is required in CI: {e}")
-        pytest.skip(f"Chromium unavailable ({e}); set CI=1 to make this a failure")
 
 
 def test_html_renders_in_chromium(page, chromium_bin, tmp_path):

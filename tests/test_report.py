@@ -4,7 +4,6 @@ escaping, text samples), checked as text and rendered by headless Chromium."""
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import numpy as np
@@ -170,16 +169,6 @@ def test_samples_section(tmp_path):
 
 
 # --------------------------------------------------------------------------- Chromium
-
-
-@pytest.fixture(scope="session")
-def chromium_bin():
-    try:
-        return chromium.ensure()
-    except chromium.ChromiumUnavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium is required in CI: {e}")
-        pytest.skip(f"Chromium unavailable ({e}); set CI=1 to make this a failure")
 
 
 def test_chromium_screenshot(gauss_run, chromium_bin, tmp_path):

@@ -26,6 +26,7 @@ honest out-of-sample figure.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -107,15 +108,6 @@ def _text_family(family: Any, policy: str) -> None:
         raise UserError(f"policy {policy} curates text: use family ngram")
 
 
-def _check_fresh(p, family: Any) -> None:
-    """Fresh real documents are distinct train-split documents: there must be enough."""
-    pool = _PoolPolicy(p)
-    k, have = pool.n_real(family.n_samples), len(family.data.train)
-    if k > have:
-        raise UserError(f"the pool asks for {k} real documents (real_fraction x pool_factor x "
-                        f"n_samples) but the train split holds {have}")
-
-
 def _check_pool(p) -> None:
     if not 1.0 <= p.pool_factor <= 100.0:
         raise UserError(f"params.pool_factor must be in [1, 100]; got {p.pool_factor}")
@@ -146,6 +138,14 @@ class _PoolPolicy(Mix):
     def max_train_size(self, n_samples: int, generations: int) -> int:
         return self.pool_size(n_samples)
 
+    def check_family(self, family: Any) -> None:
+        _text_family(family, self.name)
+        # Fresh real documents are distinct train-split documents: there must be enough.
+        k, have = self.n_real(family.n_samples), len(family.data.train)
+        if k > have:
+            raise UserError(f"the pool asks for {k} real documents (real_fraction x pool_factor "
+                            f"x n_samples) but the train split holds {have}")
+
     def pool(self, step: Step):
         k = self.n_real(step.n_samples)
         if k == 0:
@@ -153,8 +153,12 @@ class _PoolPolicy(Mix):
         real = self.real_part(step, k)
         return real if step.synthetic is None else real.concat(step.synthetic)
 
+    @abstractmethod
     def blocks(self, step: Step) -> list:
-        raise NotImplementedError
+        """The chain of blocks this policy runs on every pool (built once per cell)."""
+
+    def next_train(self, step: Step):
+        return self.curate(step)
 
     def curate(self, step: Step):
         """Run the chain on every replicate's pool; the kept documents, with their metrics."""
@@ -228,12 +232,11 @@ class Filtered(_PoolPolicy):
         self._detector = None
 
     def check_family(self, family: Any) -> None:
-        _text_family(family, self.name)
+        super().check_family(family)
         p = self.params
         if p.detector == "watermark" and not family.params.watermark:
             raise UserError("params.detector = 'watermark' needs the family to watermark its "
                             "samples: set watermark = true")
-        _check_fresh(p, family)
         if p.detector in ("likelihood", "classifier"):
             data = family.data
             if not data.validation:
@@ -279,9 +282,6 @@ class Filtered(_PoolPolicy):
     def blocks(self, step: Step) -> list:
         return [self.detector(step)]
 
-    def next_train(self, step: Step):
-        return self.curate(step)
-
 
 @dataclass(frozen=True)
 class CurateParams(MixParams):
@@ -324,8 +324,7 @@ class Curated(_PoolPolicy):
         self._blocks: list | None = None
 
     def check_family(self, family: Any) -> None:
-        _text_family(family, self.name)
-        _check_fresh(self.params, family)
+        super().check_family(family)
         if self.params.quality_keep < 1.0 and not family.data.validation:
             raise UserError("the quality selection scores documents under a model of the "
                             "validation split, which is empty: set validation_share > 0")
@@ -349,9 +348,6 @@ class Curated(_PoolPolicy):
                                                  max_per_cluster=p.cluster_cap or None))
             self._blocks = blocks
         return self._blocks
-
-    def next_train(self, step: Step):
-        return self.curate(step)
 
 
 @dataclass(frozen=True)
