@@ -1,6 +1,7 @@
 """Redraw the README's multi-study figures from run folders (run the studies first).
 
   .venv/bin/python docs/figures.py            # reads runs/<study>, writes docs/*.png
+  .venv/bin/python docs/figures.py transformer_cpu   # only docs/transformer_cpu.png
 """
 
 from __future__ import annotations
@@ -27,6 +28,76 @@ CURATION = [("synthetic_share", "perplexity_real"), ("synthetic_share", "tail_co
             ("verifier_breakdown", "error_rate")]
 
 
+TRANSFORMER = [("transformer_cpu", "perplexity_real"), ("transformer_cpu", "perplexity_gen0"),
+               ("transformer_cpu", "tail_coverage"), ("transformer_cpu", "validation_loss"),
+               ("transformer_cpu", "self_bleu")]
+
+
+def stored_sequences(cell_dir: Path, generation: int, replicate: int, tokenizer) -> list:
+    """The sequences model ``generation`` of a chain wrote (stored as text), re-encoded to
+    ids; a blank line (how a separator is written) becomes the separator again. Byte-level
+    BPE restores the text exactly, though not always the model's own segmentation of it."""
+    import gzip
+    import json
+
+    import numpy as np
+    path = cell_dir / "samples" / f"gen-{generation:03d}"
+    out = []
+    for f in sorted(path.glob("replicates-*.jsonl.gz")):
+        for line in gzip.open(f, "rt", encoding="utf-8"):
+            row = json.loads(line)
+            if row["replicate"] != replicate:
+                continue
+            ids: list[int] = []
+            for i, piece in enumerate(tokenizer.encode_many(row["text"].split("\n\n"))):
+                ids += ([tokenizer.eos_id] if i else []) + piece
+            if len(ids) >= 2:
+                out.append(np.array(ids, dtype=np.int64))
+    return out
+
+
+def sequence_histogram(ax, name: str, policy: str, generations=(0, 2, 4, 5)) -> None:
+    """Shumailov et al.'s Fig. 1b on our run: the perplexity of each sequence generation g
+    wrote, under the chain's generation-0 model (replicate 0)."""
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    from modelcollapse.neural import network, score
+    from modelcollapse.neural.tokenizer import BPETokenizer
+    folder = ROOT / "runs" / name
+    cell = next(c for c in RunStore(folder).read_study().cells if c.policy == policy)
+    cell_dir = folder / "cells" / cell.key
+    tok = BPETokenizer(Tokenizer.from_file(str(cell_dir / "models" / "tokenizer" / "tokenizer.json")))
+    model = network.load(cell_dir / "models" / "replicate-0" / "gen-000", "cpu")
+    bins = np.logspace(0.5, 4, 50)
+    for g in generations:
+        seqs = stored_sequences(cell_dir, g, 0, tok)
+        if not seqs:
+            continue
+        sums, counts = score.sequence_nll(model, seqs, "cpu")
+        ppl = np.exp(sums / np.maximum(counts, 1))
+        ax.hist(ppl, bins=bins, histtype="step", density=True, lw=1.6,
+                label=f"generation {g} (median {np.median(ppl):.0f})")
+    ax.set_xscale("log")
+    ax.set_xlabel("perplexity of a generated sequence under the generation-0 model")
+    ax.set_ylabel("density")
+    ax.set_title(f"{name}, {policy}: sequences by generation", fontsize=10)
+    ax.legend(fontsize=8)
+
+
+def transformer_figure(out: Path) -> None:
+    fig, axes = plt.subplots(2, 3, figsize=(15.0, 7.2))
+    for ax, (name, metric) in zip(axes.ravel(), TRANSFORMER):
+        folder = ROOT / "runs" / name
+        study = RunStore(folder).read_study()
+        _draw(ax, study, load(folder), study.cells[0].family, metric)
+        ax.set_title(f"{name}: {metric}", fontsize=10)
+    sequence_histogram(axes.ravel()[-1], "transformer_cpu", "replace")
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    print(f"wrote {out}")
+
+
 def draw(panels, out: Path, cols: int = 3) -> None:
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 3.6 * rows), squeeze=False)
@@ -43,8 +114,13 @@ def draw(panels, out: Path, cols: int = 3) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["transformer_cpu"]:
+        transformer_figure(ROOT / "docs" / "transformer_cpu.png")
+        sys.exit(0)
     missing = [n for n, _ in CURATION if not (ROOT / "runs" / n / "study.toml").exists()]
     if missing:
         sys.exit(f"run these studies first (modelcollapse run studies/X.toml --out runs/X): "
                  f"{', '.join(sorted(set(missing)))}")
     draw(CURATION, ROOT / "docs" / "curation.png")
+    if (ROOT / "runs" / "transformer_cpu" / "study.toml").exists():
+        transformer_figure(ROOT / "docs" / "transformer_cpu.png")

@@ -32,7 +32,8 @@ class NumericalError(UserError):
 def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequence[Metric],
              n_samples: int, generations: int, seeds: SeedTree, replicates: np.ndarray,
              stats: bool = False, on_generation: Callable[[int], None] | None = None,
-             on_samples: Callable[[int, Any], None] | None = None) -> np.ndarray:
+             on_samples: Callable[[int, Any], None] | None = None,
+             state: ChainState | None = None) -> np.ndarray:
     """Run R chains for ``generations`` generations and return their metrics.
 
     Parameters
@@ -42,20 +43,33 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
     on_samples : called as ``on_samples(g, batch)`` with the synthetic data of every
         generation but the last (which trains nothing); text families store their
         generated documents this way.
+    state : where the chains' state is saved after every generation and loaded from at the
+        start, so an interrupted run continues at its next unfinished generation (families
+        whose generations are expensive: ``checkpoint_generations``).
 
     Returns
     -------
     (generations, len(metrics), R) array of metric values.
     """
-    streams = Streams(seeds, replicates)
-    draw_real = family.real_source(streams, stats)
-    real = draw_real(n_samples, 0)
     n_synthetic = policy.synthetic_size(n_samples)
-    cache: dict = {"seeds": seeds, "sampling": sampling}
     out = np.empty((generations, len(metrics), len(replicates)))
+    saved = state.load() if state is not None else None
+    if saved is None:
+        streams = Streams(seeds, replicates)
+        real = family.real_source(streams, stats)(n_samples, 0)
+        cache: dict = {"seeds": seeds, "sampling": sampling}
+        start, train, model, history = 0, real, None, real
+    else:   # what the generations up to saved["generation"] left, exactly as they left it
+        streams, real, cache = saved["streams"], saved["real"], saved["cache"]
+        start, train, model, history = (saved["generation"] + 1, saved["train"],
+                                        saved["model"], saved["history"])
+        out[:start] = saved["out"]
+        if on_generation is not None:
+            for _ in range(start):
+                on_generation(len(replicates))
+    draw_real = family.real_source(streams, stats)
 
-    train, model, history = real, None, real
-    for g in range(generations):
+    for g in range(start, generations):
         # 1. Fit generation g on its training set (warm-started from g-1 where the family does).
         model = family.fit(train, model, streams["fit"])
 
@@ -81,6 +95,9 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
             history = history.concat(synthetic)
         train = policy.next_train(Step(g, n_samples, train, synthetic, real, history, draw_real,
                                        streams["policy"], family, model, sampling))
+        if state is not None:
+            state.save({"generation": g, "out": out[:g + 1], "streams": streams, "real": real,
+                        "cache": cache, "train": train, "model": model, "history": history})
 
     _check_finite_or_inf(out, metrics)
     return out
@@ -118,6 +135,14 @@ def build(cell: CellConfig) -> tuple[Family, Policy, Sampling, list[Metric]]:
     return family, policy, sampling, [METRICS.get(m) for m in cell.metrics]
 
 
+class ChainState(Protocol):
+    """The saved state of a chunk's chains after their last finished generation."""
+
+    def load(self) -> dict | None: ...
+
+    def save(self, state: dict) -> None: ...
+
+
 class Checkpoint(Protocol):
     """Where a cell keeps finished chunks of replicates, so an interrupted cell resumes."""
 
@@ -126,6 +151,11 @@ class Checkpoint(Protocol):
     def save_chunk(self, lo: int, hi: int, values: np.ndarray) -> None: ...
 
     def save_samples(self, generation: int, lo: int, hi: int, texts: list[list[str]]) -> None: ...
+
+    def chain_state(self, lo: int, hi: int) -> ChainState: ...
+
+    @property
+    def models(self) -> Any: ...
 
 
 def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = None,
@@ -139,6 +169,8 @@ def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = Non
     """
     family, policy, sampling, metrics = build(cell)
     _check_fingerprint(cell, family)
+    if checkpoint is not None and hasattr(family, "attach"):   # where a family keeps weights
+        family.attach(checkpoint.models)
     seeds = SeedTree(cell.seed, cell.key)
     size = chunk_size(cell, family, policy)
     values = np.empty((cell.generations, len(metrics), cell.replicates))
@@ -150,12 +182,15 @@ def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = Non
             if on_generation is not None:
                 on_generation((hi - lo) * cell.generations)
             continue
-        keep = None   # text families' generated documents go to the checkpoint's folder
+        keep = state = None   # text families' generated documents go to the checkpoint's folder
         if checkpoint is not None and hasattr(family, "render"):
             keep = functools.partial(_keep_samples, checkpoint, family, lo, hi)
+        if checkpoint is not None and getattr(family, "checkpoint_generations", False):
+            state = checkpoint.chain_state(lo, hi)
         values[:, :, lo:hi] = simulate(family, policy, sampling, metrics, cell.n_samples,
                                        cell.generations, seeds, np.arange(lo, hi),
-                                       cell.params["sufficient_stats"], on_generation, keep)
+                                       cell.params["sufficient_stats"], on_generation, keep,
+                                       state)
         if checkpoint is not None:
             checkpoint.save_chunk(lo, hi, values[:, :, lo:hi])
     return tidy(values, [m.name for m in metrics])

@@ -27,7 +27,7 @@ from ..randomness import SHARED
 from ..textmetrics.sampling import digest
 from .base import MetricContext, metric
 
-TEXT = ("ngram",)
+TEXT = ("ngram", "transformer")
 log = logging.getLogger("modelcollapse.textmetrics")
 
 
@@ -199,9 +199,12 @@ def vocab_never_produced(ctx: MetricContext) -> np.ndarray:
     known[np.concatenate(data.train)] = True
 
     def share(e: Evaluation) -> float:
-        made = np.zeros(len(data.vocab), dtype=bool)
-        made[np.concatenate(e.docs) if e.docs else []] = True
-        return float((known & ~made).sum() / known.sum())
+        ids = np.concatenate(e.docs) if e.docs else np.zeros(0, dtype=np.int64)
+        # A checkpoint's embedding table may be wider than its tokenizer (OPT: 50,272 vs
+        # 50,265): ids past the vocabulary are made, never known.
+        made = np.zeros(max(len(data.vocab), int(ids.max(initial=-1)) + 1), dtype=bool)
+        made[ids] = True
+        return float((known & ~made[:known.size]).sum() / known.sum())
 
     return _each(ctx, share)
 

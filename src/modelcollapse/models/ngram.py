@@ -21,7 +21,6 @@ replicates run together.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,9 +30,10 @@ from ..errors import UserError
 from ..lm import NGramLM
 from ..lm import decode
 from ..lm.counts import MAX_ORDER
-from ..provenance import REAL, SYNTHETIC, Documents, random_subset
+from ..provenance import Documents
 from ..randomness import Stream
-from .base import Family, Sampling, register
+from .base import Sampling, register
+from .text import RealText, TextFamily, check_eval_params, file_stamp  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -105,17 +105,11 @@ class NGramParams:
             (self.top_k >= 0, "top_k must be >= 0 (0: off)", self.top_k),
             (self.beam_width >= 1, "beam_width must be >= 1", self.beam_width),
             (self.prompt_tokens >= 0, "prompt_tokens must be >= 0", self.prompt_tokens),
-            (self.eval_tokens >= 100, "eval_tokens must be >= 100", self.eval_tokens),
-            (self.bleu_docs >= 2, "bleu_docs must be >= 2", self.bleu_docs),
-            (1 <= self.tail_n <= 4, "tail_n must be from 1 to 4", self.tail_n),
-            (0 < self.tail_quantile <= 1, "tail_quantile must be in (0, 1]", self.tail_quantile),
-            (self.embed_docs >= 10, "embed_docs must be >= 10", self.embed_docs),
-            (self.mauve_clusters == 0 or self.mauve_clusters >= 2,
-             "mauve_clusters must be 0 (mauve's rule: n / 10) or >= 2", self.mauve_clusters),
         ]
         for ok, what, value in checks:
             if not ok:
                 raise UserError(f"params.{what}; got {value}")
+        check_eval_params(self)
         if self.watermark:
             self.watermark_scheme()  # validates gamma, delta, context width
         if self.tokenizer == "bpe" and self.bpe_vocab == 0:
@@ -160,20 +154,6 @@ class TextData:
         return self.tokenizer.detokenize(self.vocab.decode(doc.tolist()))
 
 
-def file_stamp(corpus: str) -> tuple:
-    """(path, size, mtime) of the files a corpus spec names (resolved as the data layer
-    resolves them): a changed file is a new corpus, never a stale cache entry."""
-    if corpus == "embedded" or corpus.startswith("hf:"):
-        return ()
-    from ..data.files import expand
-    try:
-        paths = expand(corpus)
-    except UserError:
-        return ()  # the data layer reports the missing file when it reads the corpus
-    return tuple((str(path), st.st_size, st.st_mtime_ns)
-                 for path, st in ((path, os.stat(path)) for path in paths))
-
-
 @functools.lru_cache(maxsize=4)
 def prepare(corpus: str, text_field: str, unit: str, tokenizer: str, lowercase: bool,
             bpe_vocab: int, min_count: int, validation: float, test: float,
@@ -209,14 +189,8 @@ class NGramModels:
         self.replicates = replicates
 
 
-class RealText:
-    """The truth as a 'model': its documents are real ones (reference values of metrics)."""
-
-    replicates = np.zeros(1, dtype=np.int64)
-
-
 @register
-class NGram(Family):
+class NGram(TextFamily):
     name = "ngram"
     description = "n-gram language model (order 1-6, Kneser-Ney) on a real corpus: the text collapse loop"
     Params = NGramParams
@@ -229,14 +203,6 @@ class NGram(Family):
         return prepare(p.corpus, p.text_field, p.unit, p.tokenizer, p.lowercase, p.bpe_vocab,
                        p.min_count, p.validation_share, p.test_share, p.split_seed,
                        file_stamp(p.corpus))
-
-    @classmethod
-    def default_samples(cls, params: NGramParams) -> int:
-        return len(cls(params, 0).data.train)
-
-    def fingerprint(self) -> dict[str, Any]:
-        """What identifies the corpus's content, so a changed file is a different cell."""
-        return {"corpus_sha256": self.data.record["corpus"].get("sha256", "")}
 
     def validate(self, n_samples: int) -> None:
         super().validate(n_samples)
@@ -268,19 +234,6 @@ class NGram(Family):
         # Count tables: about order keys of 8 bytes plus a handful of float/index arrays.
         tokens = max_train * max(1.0, float(self.data.train_lengths.mean()))
         return int(64 * self.params.order * tokens) + 2**20
-
-    def real_source(self, streams, stats: bool):
-        return lambda n, generation: self.draw_real(n, generation, streams["real"], stats)
-
-    def draw_real(self, n: int, generation: int, stream: Stream, stats: bool) -> Documents:
-        """n train-split documents per replicate: all of them (in corpus order) when n is the
-        split's size, else a uniformly random subset (fresh real data = a new subset)."""
-        train = self.data.train
-        R = stream.n_replicates
-        if n == len(train):
-            return Documents.made([list(train) for _ in range(R)], REAL, generation)
-        index = random_subset(len(train), n, stream)
-        return Documents.made([[train[i] for i in row] for row in index.tolist()], REAL, generation)
 
     # -- model -----------------------------------------------------------------------------
     @property
@@ -326,22 +279,3 @@ class NGram(Family):
         if prompts is not None:  # the prompt is real text: keep only what the model wrote
             docs = [doc[p.prompt_tokens:] for doc in docs]
         return [doc.astype(np.int32) for doc in docs]
-
-    def sample(self, model: NGramModels, n: int, generation: int, stream: Stream,
-               sampling: Sampling, stats: bool) -> Documents:
-        docs = []
-        for lm, r in zip(model.lms, model.replicates):
-            rng = stream.seeds.generator(stream.stage, int(r), "docs", generation)
-            docs.append(self.generate(lm, n, rng, sampling))
-        return Documents.made(docs, SYNTHETIC, generation)
-
-    def truth_model(self) -> RealText:
-        return RealText()
-
-    def render(self, batch: Documents) -> list[list[str]]:
-        """Generated documents as text, per replicate (for storage and reports)."""
-        return [[self.data.detokenize(doc) for doc in docs] for docs in batch.docs]
-
-    def describe_data(self) -> dict:
-        """The corpus's provenance, splits, tokenizer and vocabulary (for the manifest)."""
-        return self.data.record

@@ -32,6 +32,7 @@ OVERVIEW = {"gaussian": ["variance", "cov_trace", "kl_to_truth", "tail_mass"],
             "categorical": ["support_size", "entropy", "hutter_error"],
             "linear_regression": ["test_error"],
             "ngram": ["perplexity_real", "tail_coverage", "vocab_size"],
+            "transformer": ["perplexity_real", "perplexity_gen0", "tail_coverage"],
             "labels": ["error_rate", "train_error"]}
 PANELS_PER_FAMILY = 3
 

@@ -46,7 +46,8 @@ def fault_point(name: str) -> None:
     """Fault injection for the reliability tests: with MODELCOLLAPSE_FAULT=name:k in the
     environment, the process kills itself with SIGKILL the k-th time it passes ``name``.
     Points: 'after-parquet' (a cell's table written, its marker not yet), 'after-chunk'
-    (a chunk checkpoint written mid-cell). With MODELCOLLAPSE_FAULT_ONCE=PATH, only the
+    (a chunk checkpoint written mid-cell), 'after-generation' (a chain's state saved after
+    a generation, families with ``checkpoint_generations``). With MODELCOLLAPSE_FAULT_ONCE=PATH, only the
     first process to get there dies (it creates PATH), so a retried task survives."""
     spec = os.environ.get("MODELCOLLAPSE_FAULT", "")
     point, _, count = spec.partition(":")
@@ -118,7 +119,7 @@ def _library_versions() -> dict[str, str]:
     from importlib import metadata
     out = {}
     for name in ("numpy", "scipy", "pandas", "pyarrow", "matplotlib", "duckdb", "ray", "mlflow-skinny",
-                 "tokenizers", "datasets", "sacrebleu"):
+                 "tokenizers", "datasets", "sacrebleu", "torch", "transformers", "safetensors"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -225,7 +226,8 @@ class RunStore:
             chunks.rmdir()
 
     def checkpoint(self, cell: CellConfig) -> "ChunkCheckpoint":
-        return ChunkCheckpoint(self.cell_dir(cell) / "chunks", self.cell_dir(cell) / "samples")
+        folder = self.cell_dir(cell)
+        return ChunkCheckpoint(folder / "chunks", folder / "samples", folder / "models")
 
     def load_cell(self, cell: CellConfig) -> pd.DataFrame:
         path = self.cell_dir(cell) / "metrics.parquet"
@@ -289,9 +291,11 @@ class ChunkCheckpoint:
     ``samples/gen-<g>/replicates-<lo>-<hi>.jsonl.gz`` (one ``{"replicate", "text"}`` object
     per line; generation g's documents are those model g wrote)."""
 
-    def __init__(self, folder: Path, samples: Path | None = None) -> None:
+    def __init__(self, folder: Path, samples: Path | None = None,
+                 models: Path | None = None) -> None:
         self.folder = folder
         self.samples = samples
+        self.models = models   # the transformer family's weights
 
     def load_chunk(self, lo: int, hi: int):
         import numpy as np
@@ -306,7 +310,11 @@ class ChunkCheckpoint:
     def save_chunk(self, lo: int, hi: int, values) -> None:
         import numpy as np
         atomic_write(self.folder / f"{lo}-{hi}.npy", lambda fh: np.save(fh, values, allow_pickle=False))
+        self.chain_state(lo, hi).path.unlink(missing_ok=True)
         fault_point("after-chunk")
+
+    def chain_state(self, lo: int, hi: int) -> "ChainStateFile":
+        return ChainStateFile(self.folder / f"{lo}-{hi}.state.pkl")
 
     def save_samples(self, generation: int, lo: int, hi: int, texts: list[list[str]]) -> None:
         if self.samples is None:
@@ -322,3 +330,27 @@ class ChunkCheckpoint:
             a, b = (int(x) for x in old.name[len("replicates-"):-len(".jsonl.gz")].split("-"))
             if (a, b) != (lo, hi) and a < hi and lo < b:
                 old.unlink()
+
+
+class ChainStateFile:
+    """The state of a chunk's chains after their last finished generation, pickled
+    (``chunks/<lo>-<hi>.state.pkl``: our own file in the run folder; models in it refer to
+    their weight files rather than holding them). A damaged file is ignored: the chunk then
+    starts again from generation 0, with identical results."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict | None:
+        import pickle
+        if not self.path.exists():
+            return None
+        try:
+            return pickle.loads(self.path.read_bytes())
+        except Exception:   # truncated or from another version: recompute, never trust
+            return None
+
+    def save(self, state: dict) -> None:
+        import pickle
+        write_bytes(self.path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        fault_point("after-generation")

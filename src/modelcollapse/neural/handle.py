@@ -1,0 +1,67 @@
+"""One fitted transformer LM: its module, where its weights are, how its training went."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from . import network, score
+
+
+class TransformerLM:
+    """A fitted causal LM of one replicate at one generation.
+
+    ``module`` is loaded from ``folder`` on first use when it is not in memory (a resumed
+    chain, or the generation-0 model after :meth:`release`). Pickling keeps the folder, not
+    the weights, so a chain's saved state stays small; a model never written to disk cannot
+    be pickled. ``stats``: what :func:`~modelcollapse.neural.train.train` returned.
+    """
+
+    def __init__(self, module, folder: Path | None, device: str, stats: dict,
+                 generation: int) -> None:
+        self._module = module
+        self.folder = folder
+        self.device = device
+        self.stats = stats
+        self.generation = generation
+
+    @property
+    def module(self):
+        if self._module is None:
+            if self.folder is None or not (self.folder / "model.safetensors").exists():
+                raise UserError(f"the weights of generation {self.generation} are gone from "
+                                f"{self.folder}; run the cell again into a new folder")
+            self._module = network.load(self.folder, self.device)
+        return self._module
+
+    def release(self) -> None:
+        """Free the weights in memory when they are on disk (reloaded on next use)."""
+        if self.folder is not None:
+            self._module = None
+
+    def __getstate__(self) -> dict:
+        if self.folder is None:
+            raise TypeError("a TransformerLM whose weights were never saved cannot be pickled")
+        return {"folder": str(self.folder), "device": self.device, "stats": self.stats,
+                "generation": self.generation}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(None, Path(state["folder"]), state["device"], state["stats"],
+                      state["generation"])
+
+    def sequence_nll(self, docs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(n,) summed NLL and (n,) predicted tokens of each document."""
+        return score.sequence_nll(self.module, docs, self.device)
+
+    def sequence_perplexity(self, docs: Sequence[np.ndarray]) -> np.ndarray:
+        """(n,) perplexity of each document on its own."""
+        sums, counts = self.sequence_nll(docs)
+        return np.exp(sums / np.maximum(counts, 1))
+
+    def perplexity(self, docs: Sequence[np.ndarray]) -> float:
+        """Token-level perplexity over all of ``docs``."""
+        sums, counts = self.sequence_nll(docs)
+        return float(np.exp(sums.sum() / max(1, counts.sum())))
