@@ -15,8 +15,9 @@ corpus's train blocks (64 tokens).
              ``neural.train.train`` with select = 'last' (no validation pass). Peer: the
              plain PyTorch loop (randperm batches, ``model(input_ids, labels=...)``,
              backward, step). Interleaved, best of REPEATS, each from the same weights.
-  memory     peak resident memory of a child process doing one of the steps above, above
-             its resident memory after loading the model and data (ru_maxrss).
+  memory     peak resident memory (VmHWM) of a child process during one of the steps above,
+             the peak reset (/proc/self/clear_refs) after loading the model and data, minus
+             the resident memory at that point.
 
 On CUDA (``--device cuda``) both sides run the same way (ours in bf16 autocast; the peer
 as a user writes it, float32, and with ``--peer-bf16`` also under autocast).
@@ -30,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -109,11 +109,21 @@ def timed(fn):
     return time.perf_counter() - t, out
 
 
+def status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
 def child(step: str, size: str, device: str) -> None:
     """One step in a fresh process: prints its peak RSS above the post-setup RSS (MiB)."""
     import copy
+    import gc
     fam, model, prompts = setup(size, device)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")   # reset the peak to the current RSS
+    base = status_kib("VmRSS")
     blocks = fam.data.train
     fn = {"ours_sample": lambda: ours_sample(model, prompts, device),
           "peer_sample": lambda: peer_sample(model, prompts, device),
@@ -123,7 +133,7 @@ def child(step: str, size: str, device: str) -> None:
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     fn()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = status_kib("VmHWM")
     gpu = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
     print(json.dumps({"rss_mib": (peak - base) / 1024, "gpu_mib": gpu}))
 

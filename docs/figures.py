@@ -69,30 +69,44 @@ def sequence_histogram(ax, name: str, policy: str, generations=(0, 2, 4, 5)) -> 
     cell_dir = folder / "cells" / cell.key
     tok = BPETokenizer(Tokenizer.from_file(str(cell_dir / "models" / "tokenizer" / "tokenizer.json")))
     model = network.load(cell_dir / "models" / "replicate-0" / "gen-000", "cpu")
-    bins = np.logspace(0.5, 4, 50)
+    bins = np.linspace(0.5, 4.0, 71)   # log10 of the perplexity
     for g in generations:
         seqs = stored_sequences(cell_dir, g, 0, tok)
         if not seqs:
             continue
         sums, counts = score.sequence_nll(model, seqs, "cpu")
         ppl = np.exp(sums / np.maximum(counts, 1))
-        ax.hist(ppl, bins=bins, histtype="step", density=True, lw=1.6,
+        ax.hist(np.log10(ppl), bins=bins, histtype="step", density=True, lw=1.6,
                 label=f"generation {g} (median {np.median(ppl):.0f})")
-    ax.set_xscale("log")
-    ax.set_xlabel("perplexity of a generated sequence under the generation-0 model")
-    ax.set_ylabel("density")
+    ax.set_xticks([1, 2, 3, 4], ["10", "100", "1,000", "10,000"])
+    ax.set_xlabel("perplexity of a sequence under the generation-0 model (log scale)")
+    ax.set_ylabel("density (per log10 unit)")
     ax.set_title(f"{name}, {policy}: sequences by generation", fontsize=10)
+    ax.legend(fontsize=8)
+
+
+def chains(ax, name: str, metric: str) -> None:
+    """Each chain as a thin line and the mean over chains as a thick one, per policy (with
+    two or three chains a t-interval is too wide to read; the chains themselves say more)."""
+    df = load(ROOT / "runs" / name)
+    df = df[df.metric == metric]
+    for i, (label, part) in enumerate(df.groupby("label", sort=True)):
+        color = f"C{i}"
+        wide = part.pivot_table(index="generation", columns="replicate", values="value")
+        ax.plot(wide.index, wide.values, color=color, lw=0.8, alpha=0.5)
+        ax.plot(wide.index, wide.mean(axis=1), color=color, lw=2.2, label=label)
+    ax.set_xlabel("generation")
+    ax.set_title(f"{name}: {metric}", fontsize=10)
     ax.legend(fontsize=8)
 
 
 def transformer_figure(out: Path) -> None:
     fig, axes = plt.subplots(2, 3, figsize=(15.0, 7.2))
     for ax, (name, metric) in zip(axes.ravel(), TRANSFORMER):
-        folder = ROOT / "runs" / name
-        study = RunStore(folder).read_study()
-        _draw(ax, study, load(folder), study.cells[0].family, metric)
-        ax.set_title(f"{name}: {metric}", fontsize=10)
-    sequence_histogram(axes.ravel()[-1], "transformer_cpu", "replace")
+        chains(ax, name, metric)
+    beam = ROOT / "runs" / "transformer_beam" / "study.toml"
+    sequence_histogram(axes.ravel()[-1], "transformer_beam" if beam.exists() else "transformer_cpu",
+                       "replace")
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     print(f"wrote {out}")

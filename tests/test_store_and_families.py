@@ -55,8 +55,10 @@ def test_chunk_size_change_is_the_same_run(tmp_path):
     assert res.ran == []
 
 
-# ngram: tests/test_text_loop.py; labels (label counts only): tests/test_verifier.py
-@pytest.mark.parametrize("family", [f for f in FAMILIES.names() if f not in ("ngram", "labels")])
+# ngram: tests/test_text_loop.py; transformer: tests/test_transformer.py; labels (label
+# counts only): tests/test_verifier.py
+@pytest.mark.parametrize("family", [f for f in FAMILIES.names()
+                                    if f not in ("ngram", "transformer", "labels")])
 def test_family_common_checks(family):
     n = 32 if family == "linear_regression" else 40
     study = make_study(family=family, n_samples=n, generations=2, replicates=3,

@@ -70,10 +70,13 @@ def test_tiny_model_runs_two_generations_end_to_end(tmp_path, capsys):
 
 
 def test_same_seed_same_numbers_and_resume_at_the_next_generation(tmp_path):
-    """A run killed after generation 1's state was saved resumes at generation 2 (generation 0
-    and 1's weights are not rewritten) and gives the numbers of an uninterrupted run."""
+    """A run killed after generation 1's state was saved resumes at generation 2 (generation
+    0's weights are not rewritten) and gives the numbers of an uninterrupted run; with
+    init = 'previous' the resumed chain continues from generation 1's weights, and
+    keep_weights = 'last' leaves generation 0 and the newest two."""
     args = [sys.executable, "-m", "modelcollapse.cli", "run", "--family", "transformer",
-            "--policy", "replace", "--generations", "3", "--quiet", *FAST]
+            "--policy", "replace", "--generations", "4", "--set", "init=previous",
+            "--set", "keep_weights=last", "--quiet", *FAST]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     whole = tmp_path / "whole"
     subprocess.run([*args, "--out", str(whole)], env=env, check=True)
@@ -82,13 +85,16 @@ def test_same_seed_same_numbers_and_resume_at_the_next_generation(tmp_path):
                           env={**env, "MODELCOLLAPSE_FAULT": "after-generation:2"})
     assert died.returncode != 0
     cell = next((cut / "cells").iterdir())
-    weights = {g: cell / "models" / "replicate-0" / f"gen-{g:03d}" / "model.safetensors"
-               for g in (0, 1)}
-    before = {g: p.stat().st_mtime_ns for g, p in weights.items()}
-    assert not (cell / "models" / "replicate-0" / "gen-002").exists()
-    subprocess.run([*args, "--out", str(cut)], env=env, check=True)
-    assert {g: p.stat().st_mtime_ns for g, p in weights.items()} == before
-    pd.testing.assert_frame_equal(read(whole), read(cut))
+    folder = cell / "models" / "replicate-0"
+    assert sorted(p.name for p in folder.iterdir()) == ["gen-000", "gen-001"]
+    before = (folder / "gen-000" / "model.safetensors").stat().st_mtime_ns
+    moved = tmp_path / "moved"   # the state refers to weights relative to the run folder
+    cut.rename(moved)
+    subprocess.run([*args, "--out", str(moved)], env=env, check=True)
+    folder = next((moved / "cells").iterdir()) / "models" / "replicate-0"
+    assert (folder / "gen-000" / "model.safetensors").stat().st_mtime_ns == before
+    assert sorted(p.name for p in folder.iterdir()) == ["gen-000", "gen-002", "gen-003"]
+    pd.testing.assert_frame_equal(read(whole), read(moved))
 
 
 def test_fine_tunes_a_checkpoint_saved_on_disk(family, tmp_path, capsys):
@@ -180,6 +186,16 @@ def test_sampled_tokens_follow_the_tempered_truncated_distribution(tiny, family)
     assert np.isin(draws, ids).all()
     counts = np.array([(draws == i).sum() for i in ids])
     assert stats.chisquare(counts, p * n).pvalue > 1e-3
+
+
+def test_inverse_cdf_draws_follow_the_probabilities_and_skip_zeros():
+    p = torch.tensor([0.5, 0.0, 0.3, 0.2, 0.0])
+    n = 20000
+    gen = torch.Generator().manual_seed(0)
+    draws = decode.draw(p.expand(n, 5), gen)[:, 0].numpy()
+    counts = np.bincount(draws, minlength=5)
+    assert counts[1] == 0 and counts[4] == 0
+    assert stats.chisquare(counts[[0, 2, 3]], n * np.array([0.5, 0.3, 0.2])).pvalue > 1e-3
 
 
 def test_sampling_is_seeded_locally(tiny, family):

@@ -64,6 +64,8 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
         start, train, model, history = (saved["generation"] + 1, saved["train"],
                                         saved["model"], saved["history"])
         out[:start] = saved["out"]
+        if hasattr(family, "restore"):   # e.g. models that refer to weight files
+            family.restore(saved)
         if on_generation is not None:
             for _ in range(start):
                 on_generation(len(replicates))

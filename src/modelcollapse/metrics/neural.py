@@ -20,8 +20,8 @@ from .text import evaluations
 NEURAL = ("transformer",)
 
 
-@metric("validation_loss", direction="lower", families=NEURAL,
-        description="loss (nats per token) on real validation blocks of generation g's selected epoch")
+@metric("validation_loss", direction="lower", families=NEURAL, sparse=True,
+        description="loss (nats per token) on real validation blocks of generation g's selected epoch (no row without validation blocks)")
 def validation_loss(ctx: MetricContext) -> np.ndarray:
     return np.array([lm.stats["validation_loss"] for lm in ctx.model.lms])
 

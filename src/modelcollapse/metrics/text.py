@@ -1,6 +1,7 @@
 """Metrics of the text families: fidelity, lexical diversity, tails, semantic diversity.
 
-Every generation g is measured on an *evaluation corpus*: ``n_samples`` documents sampled
+Every generation g is measured on an *evaluation corpus*: ``n_samples`` documents (or the
+family's ``eval_docs``, when set) sampled
 from model g with the loop's sampling settings, from the ``evaluate`` random stream (so
 measuring never changes what the loop trains on). Lexical diversity is computed on an
 equal-size sample of ``eval_tokens`` tokens of it (whole documents in random order, the last
@@ -67,12 +68,14 @@ def evaluations(ctx: MetricContext) -> list[Evaluation]:
     """The evaluation corpora of every replicate in the chunk (cached per generation)."""
     from ..models.ngram import RealText
     seeds, family = ctx.cache["seeds"], ctx.family
+    # documents per evaluation corpus: n_samples, or a family's eval_docs cap
+    n = min(getattr(family.params, "eval_docs", 0) or ctx.n_samples, ctx.n_samples)
     if isinstance(ctx.model, RealText):
         key = ("text-eval", "real")
         if key not in ctx.cache:
             rng, train = seeds.generator("evaluate", SHARED, "real"), family.data.train
-            docs = train if ctx.n_samples >= len(train) else [
-                train[i] for i in np.sort(rng.choice(len(train), ctx.n_samples, replace=False))]
+            docs = train if n >= len(train) else [
+                train[i] for i in np.sort(rng.choice(len(train), n, replace=False))]
             ctx.cache[key] = [_build(family, docs, rng, "the real train split")]
         return ctx.cache[key]
     key = ("text-eval", ctx.generation)
@@ -82,7 +85,7 @@ def evaluations(ctx: MetricContext) -> list[Evaluation]:
         out = []
         for lm, r in zip(ctx.model.lms, ctx.model.replicates):
             rng = seeds.generator("evaluate", int(r), "docs", ctx.generation)
-            out.append(_build(family, family.generate(lm, ctx.n_samples, rng,
+            out.append(_build(family, family.generate(lm, n, rng,
                                                       ctx.cache["sampling"]), rng,
                               f"generation {ctx.generation} (replicate {int(r)})"))
         ctx.cache[key] = out

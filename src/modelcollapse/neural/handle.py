@@ -45,12 +45,20 @@ class TransformerLM:
     def __getstate__(self) -> dict:
         if self.folder is None:
             raise TypeError("a TransformerLM whose weights were never saved cannot be pickled")
-        return {"folder": str(self.folder), "device": self.device, "stats": self.stats,
-                "generation": self.generation}
+        # relative to the models folder (replicate-<r>/gen-<g>); rebind() completes it
+        return {"folder": str(Path(self.folder.parent.name) / self.folder.name),
+                "stats": self.stats, "generation": self.generation}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(None, Path(state["folder"]), state["device"], state["stats"],
-                      state["generation"])
+        self.__init__(None, Path(state["folder"]), "cpu", state["stats"], state["generation"])
+        self._bound = False
+
+    def rebind(self, models: Path | None, device: str) -> None:
+        """After unpickling: the weights are under ``models``, to be loaded on ``device``."""
+        if models is not None and not getattr(self, "_bound", True):
+            self.folder = Path(models) / self.folder
+            self._bound = True
+        self.device = device
 
     def sequence_nll(self, docs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(n,) summed NLL and (n,) predicted tokens of each document."""

@@ -45,13 +45,15 @@ def from_scratch(vocab_size: int, layers: int, dims: int, heads: int, positions:
         vocab_size=vocab_size, n_positions=positions, n_embd=dims, n_layer=layers, n_head=heads,
         resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
         bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id)
-    with torch.random.fork_rng(devices=[]):   # initialization draws from torch's global RNG
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):   # init draws from the global RNG
         torch.manual_seed(seed)
         return transformers.GPT2LMHeadModel(config)
 
 
 def _unavailable(name: str, e: Exception) -> UserError:
     reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if isinstance(e, ValueError) and Path(name).is_dir():   # found, but not a causal LM we can load
+        return UserError(f"params.model = '{name}' cannot be loaded as a causal LM: {reason[:200]}")
     return UserError(
         f"params.model = '{name}' cannot be loaded: it is not a local folder holding a "
         f"checkpoint, and the Hugging Face hub does not have it or cannot be reached from "

@@ -45,7 +45,8 @@ def sequence_nll(module, docs: Sequence[np.ndarray], device: str,
     sums = np.zeros(len(docs))
     counts = np.zeros(len(docs), dtype=np.int64)
     module.eval()
-    with torch.inference_mode(), autocast(device):
+    # float32, also on CUDA: bf16 logits would move perplexities and the epoch selection
+    with torch.inference_mode():
         for lo in range(0, len(order), batch):
             pick = order[lo:lo + batch]
             ids, mask = pad([docs[i] for i in pick])

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UserError
 from . import require
 from .score import autocast, pad, sequence_nll
 
@@ -60,7 +61,7 @@ def train(module, docs: Sequence[np.ndarray], validation: Sequence[np.ndarray],
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: _schedule(s, total, warm))
     best, best_loss, best_epoch = None, math.inf, opts.epochs
     tokens, start, last, history = 0, time.perf_counter(), float("nan"), []
-    with torch.random.fork_rng(devices=[] if device == "cpu" else None):
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
         torch.manual_seed(int(seed))   # dropout draws from the global RNG; forked, so local
         for epoch in range(1, opts.epochs + 1):
             module.train()
@@ -71,6 +72,9 @@ def train(module, docs: Sequence[np.ndarray], validation: Sequence[np.ndarray],
                 labels = ids.masked_fill(mask == 0, -100)
                 with autocast(device):
                     loss = module(input_ids=ids, attention_mask=mask, labels=labels).loss
+                if not torch.isfinite(loss):
+                    raise UserError(f"training diverged in epoch {epoch} (the loss is "
+                                    f"{float(loss)}); lower lr (now {opts.lr})")
                 optim.zero_grad(set_to_none=True)
                 loss.backward()
                 optim.step()
