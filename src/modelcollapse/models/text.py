@@ -10,6 +10,7 @@ only these.
 from __future__ import annotations
 
 import os
+from abc import abstractmethod
 from typing import Any
 
 import numpy as np
@@ -85,8 +86,9 @@ class TextFamily(Family):
     def draw_real(self, n: int, generation: int, stream: Stream, stats: bool) -> Documents:
         return draw_train_documents(self.data.train, n, generation, stream)
 
+    @abstractmethod
     def generate(self, lm: Any, n: int, rng: np.random.Generator, sampling: Any) -> list[np.ndarray]:
-        raise NotImplementedError
+        """n documents (1-D id arrays) from one replicate's model ``lm``."""
 
     def sample(self, model: Any, n: int, generation: int, stream: Stream,
                sampling: Any, stats: bool) -> Documents:
