@@ -13,6 +13,7 @@ Both give ``encode_many(texts) -> list[list[int]]`` (no special tokens added),
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,11 +22,12 @@ from ..errors import UserError
 EOS = "<|endoftext|>"
 
 
-class _Decode:
+class _Decode(ABC):
     eos_id: int
 
+    @abstractmethod
     def _decode_piece(self, ids: list[int]) -> str:
-        raise NotImplementedError
+        """Text of ids holding no separator."""
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids``; each separator (eos) becomes a paragraph break."""
