@@ -33,11 +33,11 @@ from ..lm.counts import MAX_ORDER
 from ..provenance import Documents
 from ..randomness import Stream
 from .base import Sampling, register
-from .text import RealText, TextFamily, check_eval_params, file_stamp  # noqa: F401  (re-exported)
+from .text import RealText, TextFamily, TextMetricParams, file_stamp  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
-class NGramParams:
+class NGramParams(TextMetricParams):
     """corpus: 'embedded', a file path or glob, or 'hf:NAME[:CONFIG]'. text_field: the field
     of .jsonl/.csv/.parquet/hf records. unit: .txt documents per 'line' or 'paragraph'
     ('auto': paragraphs when the file has blank lines). tokenizer: 'word' (regex words and
@@ -50,12 +50,7 @@ class NGramParams:
     top_k: keep the k most likely next tokens (0: off). decoding: 'sample', 'greedy' or
     'beam' (beam_width; needs lengths = 'model'); greedy and beam continue prompts of
     prompt_tokens real tokens (the prompt is not part of the stored document).
-    eval_tokens: tokens in the equal-size sample of the lexical metrics. bleu_docs:
-    documents in the self-BLEU sample. tail_n, tail_quantile: the n-grams of tail_coverage
-    and the count quantile below which a test-split n-gram is rare. embeddings: compute the
-    embedding metrics (extra `embed`: MiniLM sentence embeddings) on embed_docs generated
-    and embed_docs real test documents; mauve_seed and mauve_clusters (0: mauve's rule)
-    are MAUVE's k-means settings. watermark: sample with a Kirchenbauer et al. (2023) green-list
+    The text metrics' parameters: see TextMetricParams. watermark: sample with a Kirchenbauer et al. (2023) green-list
     bias (watermark_gamma: green share, watermark_delta: logit boost, watermark_context:
     tokens hashed into the green list, watermark_key: the secret key); greedy decoding is
     biased too, beam search is not."""
@@ -80,14 +75,6 @@ class NGramParams:
     decoding: Literal["sample", "greedy", "beam"] = "sample"
     beam_width: int = 5
     prompt_tokens: int = 0
-    eval_tokens: int = 5000
-    bleu_docs: int = 500
-    tail_n: int = 2
-    tail_quantile: float = 0.5
-    embeddings: bool = False
-    embed_docs: int = 256
-    mauve_seed: int = 25
-    mauve_clusters: int = 0
     watermark: bool = False
     watermark_gamma: float = 0.25
     watermark_delta: float = 2.0
@@ -109,7 +96,7 @@ class NGramParams:
         for ok, what, value in checks:
             if not ok:
                 raise UserError(f"params.{what}; got {value}")
-        check_eval_params(self)
+        super().__post_init__()
         if self.watermark:
             self.watermark_scheme()  # validates gamma, delta, context width
         if self.tokenizer == "bpe" and self.bpe_vocab == 0:

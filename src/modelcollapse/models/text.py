@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from abc import abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,20 +22,38 @@ from ..randomness import Stream
 from .base import Family
 
 
-def check_eval_params(p) -> None:
-    """The text metrics' parameters (shared by the text families), each with one sentence."""
-    checks = [
-        (p.eval_tokens >= 100, "eval_tokens must be >= 100", p.eval_tokens),
-        (p.bleu_docs >= 2, "bleu_docs must be >= 2", p.bleu_docs),
-        (1 <= p.tail_n <= 4, "tail_n must be from 1 to 4", p.tail_n),
-        (0 < p.tail_quantile <= 1, "tail_quantile must be in (0, 1]", p.tail_quantile),
-        (p.embed_docs >= 10, "embed_docs must be >= 10", p.embed_docs),
-        (p.mauve_clusters == 0 or p.mauve_clusters >= 2,
-         "mauve_clusters must be 0 (mauve's rule: n / 10) or >= 2", p.mauve_clusters),
-    ]
-    for ok, what, value in checks:
-        if not ok:
-            raise UserError(f"params.{what}; got {value}")
+@dataclass(frozen=True)
+class TextMetricParams:
+    """The text metrics' parameters, shared by the text families (their Params derive from
+    it). eval_tokens: tokens in the equal-size sample of the lexical metrics. bleu_docs:
+    documents in the self-BLEU sample. tail_n, tail_quantile: the n-grams of tail_coverage
+    and the count quantile below which a test-split n-gram is rare. embeddings: compute the
+    embedding metrics (extra `embed`: MiniLM sentence embeddings) on embed_docs generated
+    and embed_docs real test documents; mauve_seed and mauve_clusters (0: mauve's rule)
+    are MAUVE's k-means settings."""
+
+    eval_tokens: int = 5000
+    bleu_docs: int = 500
+    tail_n: int = 2
+    tail_quantile: float = 0.5
+    embeddings: bool = False
+    embed_docs: int = 256
+    mauve_seed: int = 25
+    mauve_clusters: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.eval_tokens >= 100, "eval_tokens must be >= 100", self.eval_tokens),
+            (self.bleu_docs >= 2, "bleu_docs must be >= 2", self.bleu_docs),
+            (1 <= self.tail_n <= 4, "tail_n must be from 1 to 4", self.tail_n),
+            (0 < self.tail_quantile <= 1, "tail_quantile must be in (0, 1]", self.tail_quantile),
+            (self.embed_docs >= 10, "embed_docs must be >= 10", self.embed_docs),
+            (self.mauve_clusters == 0 or self.mauve_clusters >= 2,
+             "mauve_clusters must be 0 (mauve's rule: n / 10) or >= 2", self.mauve_clusters),
+        ]
+        for ok, what, value in checks:
+            if not ok:
+                raise UserError(f"params.{what}; got {value}")
 
 
 def draw_train_documents(train: list[np.ndarray], n: int, generation: int,

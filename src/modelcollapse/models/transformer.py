@@ -45,11 +45,11 @@ from ..errors import UserError
 from ..provenance import Documents
 from ..randomness import Stream
 from .base import Sampling, register
-from .text import TextFamily, check_eval_params, file_stamp
+from .text import TextFamily, TextMetricParams, file_stamp
 
 
 @dataclass(frozen=True)
-class TransformerParams:
+class TransformerParams(TextMetricParams):
     """corpus, text_field, unit, validation_share, test_share, split_seed: as the ngram
     family. model: '' (a GPT-2-style model from scratch) or a checkpoint folder / hub id to
     fine-tune. size: 'tiny' | 'small' | 'base'; n_layer, n_embd, n_head: overrides (0: the
@@ -61,9 +61,8 @@ class TransformerParams:
     repetition_penalty (1: off); gen_batch: sequences per generation batch. device:
     'auto' | 'cpu' | 'cuda'. keep_weights: 'all' | 'last'. eval_docs: sequences written
     per generation to measure it (0: n_samples; a cap saves a second full generation pass
-    on large corpora). eval_tokens, bleu_docs, tail_n,
-    tail_quantile, embeddings, embed_docs, mauve_seed, mauve_clusters: the text metrics, as
-    the ngram family (counted in this model's tokens)."""
+    on large corpora). The text metrics' parameters: see TextMetricParams (counted in this
+    model's tokens)."""
 
     corpus: str = "embedded"
     text_field: str = "text"
@@ -98,14 +97,6 @@ class TransformerParams:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     keep_weights: Literal["all", "last"] = "all"
     eval_docs: int = 0
-    eval_tokens: int = 5000
-    bleu_docs: int = 500
-    tail_n: int = 2
-    tail_quantile: float = 0.5
-    embeddings: bool = False
-    embed_docs: int = 256
-    mauve_seed: int = 25
-    mauve_clusters: int = 0
 
     def __post_init__(self) -> None:
         checks = [
@@ -132,7 +123,7 @@ class TransformerParams:
         for ok, what, value in checks:
             if not ok:
                 raise UserError(f"params.{what}; got {value}")
-        check_eval_params(self)
+        super().__post_init__()
         if self.generation == "prompt" and self.prompt_tokens > self.block_size:
             raise UserError(f"params.prompt_tokens = {self.prompt_tokens} exceeds block_size = "
                             f"{self.block_size}: prompts are the starts of real blocks")
