@@ -32,25 +32,33 @@ def selected_epoch(ctx: MetricContext) -> np.ndarray:
     return np.array([lm.stats["selected_epoch"] for lm in ctx.model.lms], dtype=float)
 
 
-def sequence_perplexities(ctx: MetricContext) -> list[np.ndarray]:
-    """Per replicate, (n,) perplexity of each evaluation sequence of generation g under the
-    chain's generation-0 model (cached per generation)."""
+def sequence_nll(ctx: MetricContext) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per replicate, (n,) summed NLL and (n,) predicted tokens of each evaluation sequence
+    of generation g under the chain's generation-0 model: one scoring pass per generation,
+    shared by perplexity_gen0 and the percentiles (cached)."""
     if ctx.generation == 0:
         ctx.cache["gen0-lms"] = ctx.model.lms
-    key = ("seq-ppl", ctx.generation)
+    key = ("seq-nll", ctx.generation)
     if key not in ctx.cache:
-        for old in [k for k in ctx.cache if isinstance(k, tuple) and k[0] == "seq-ppl"]:
+        for old in [k for k in ctx.cache if isinstance(k, tuple) and k[0] == "seq-nll"]:
             del ctx.cache[old]
-        ctx.cache[key] = [lm.sequence_perplexity(e.docs)
+        ctx.cache[key] = [lm.sequence_nll(e.docs)
                           for lm, e in zip(ctx.cache["gen0-lms"], evaluations(ctx))]
     return ctx.cache[key]
+
+
+@metric("perplexity_gen0", direction="info", families=NEURAL,
+        description="token-level perplexity of generation g's sequences under the generation-0 model")
+def perplexity_gen0(ctx: MetricContext) -> np.ndarray:
+    return np.array([np.exp(sums.sum() / max(1, counts.sum())) for sums, counts in sequence_nll(ctx)])
 
 
 def _percentile(q: int):
     @metric(f"seq_ppl_gen0_p{q}", direction="info", families=NEURAL,
             description=f"{q}th percentile of the perplexity of each generated sequence under the generation-0 model")
     def fn(ctx: MetricContext) -> np.ndarray:
-        return np.array([np.percentile(x, q) for x in sequence_perplexities(ctx)])
+        return np.array([np.percentile(np.exp(sums / np.maximum(counts, 1)), q)
+                         for sums, counts in sequence_nll(ctx)])
     return fn
 
 

@@ -121,7 +121,7 @@ def perplexity_real(ctx: MetricContext) -> np.ndarray:
     return np.array([lm.perplexity(test) for lm in ctx.model.lms])
 
 
-@metric("perplexity_gen0", direction="info", families=TEXT,
+@metric("perplexity_gen0", direction="info", families=("ngram",),
         description="perplexity of generation g's documents under the generation-0 model")
 def perplexity_gen0(ctx: MetricContext) -> np.ndarray:
     if ctx.generation == 0:

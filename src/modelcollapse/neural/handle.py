@@ -64,11 +64,6 @@ class TransformerLM:
         """(n,) summed NLL and (n,) predicted tokens of each document."""
         return score.sequence_nll(self.module, docs, self.device)
 
-    def sequence_perplexity(self, docs: Sequence[np.ndarray]) -> np.ndarray:
-        """(n,) perplexity of each document on its own."""
-        sums, counts = self.sequence_nll(docs)
-        return np.exp(sums / np.maximum(counts, 1))
-
     def perplexity(self, docs: Sequence[np.ndarray]) -> float:
         """Token-level perplexity over all of ``docs``."""
         sums, counts = self.sequence_nll(docs)
