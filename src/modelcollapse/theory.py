@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from scipy.special import digamma
 
+from .closed_forms import regression
+
 
 def gaussian_variance(sigma2: float, m: int, n: np.ndarray, ddof: int = 0,
                       temperature: float = 1.0) -> np.ndarray:
@@ -119,6 +121,29 @@ def verifier_breakdown(phi: float, psi: float) -> float:
     return 1.0 / (1.0 + psi / phi)
 
 
+def regression_setting(params: dict[str, Any]) -> regression.Setting:
+    """The regression closed forms' view of a cell's params."""
+    eig = None
+    if params.get("spectrum", "isotropic") != "isotropic":
+        eig = tuple(np.arange(1, params["dim"] + 1, dtype=float) ** -params["spectrum_exponent"])
+    return regression.Setting(
+        params["dim"], params["n_train"], params.get("n_gen", 0) or params["n_train"], params["noise"],
+        params.get("ridge", 0.0), eig, params.get("design", "fixed"),
+        params.get("temperature", 1.0), params.get("truncation", 1.0))
+
+
+def regression_curve(policy: str, params: dict[str, Any], generations: int) -> "Curve | None":
+    """E[test error] of a regression cell: exact, or exact given X and averaged over designs
+    by Monte Carlo (with its standard error)."""
+    if policy not in ("replace", "accumulate"):
+        return None
+    try:
+        values, se, label = regression.expected_error(regression_setting(params), policy, generations)
+    except ValueError as e:
+        return Curve(None, reason=f"closed form undefined: {e}")
+    return Curve(values, label, stderr=se)
+
+
 @dataclass(frozen=True)
 class Curve:
     """A theory overlay: ``values`` per generation, or None with the ``reason`` it is absent."""
@@ -126,6 +151,7 @@ class Curve:
     values: np.ndarray | None
     label: str = ""
     reason: str = ""
+    stderr: np.ndarray | None = None   # Monte Carlo standard error, where values are estimated
 
 
 def curve(family: str, policy: str, params: dict[str, Any], n_samples: int, metric: str,
@@ -148,14 +174,11 @@ def curve(family: str, policy: str, params: dict[str, Any], n_samples: int, metr
             return Curve(gaussian_log_det(sigma2, m, n, d, ddof, tau), "E[ln det S] (Wishart)")
         if metric == "mean_error":
             return Curve(d * gaussian_mean_sq(sigma2, m, n, ddof, tau), "E[|mu-mu*|^2]")
-    if family == "linear_regression" and metric == "test_error" and policy in ("replace", "accumulate") \
-            and unbiased_sampling and tau == 1.0:
-        sigma2, d, t = params["noise"] ** 2, params["dim"], params["n_train"]
-        if t < d + 2:
-            return Curve(None, reason=f"closed form undefined: n_train T={t} <= dim+1={d + 1}")
-        if policy == "replace":
-            return Curve(regression_replace_error(sigma2, d, t, n), "n s2 d/(T-d-1) (Gerstgrasser et al.)")
-        return Curve(regression_accumulate_error(sigma2, d, t, n), "s2 d/(T-d-1) sum 1/i^2 (Gerstgrasser et al.)")
+    if family == "linear_regression" and metric == "test_error":
+        c = regression_curve(policy, params, int(n.max()))
+        if c is None or c.values is None:
+            return c
+        return Curve(c.values[n - 1], c.label, stderr=None if c.stderr is None else c.stderr[n - 1])
     if family == "categorical" and metric == "collision_probability" and replace \
             and unbiased_sampling and tau == 1.0:
         if params["truth"] == "uniform":
