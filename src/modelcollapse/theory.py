@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from scipy.special import digamma
 
+from .closed_forms import categorical as wright_fisher
+from .closed_forms import gaussian as gaussian_forms
 from .closed_forms import regression
 
 
@@ -179,12 +181,77 @@ def curve(family: str, policy: str, params: dict[str, Any], n_samples: int, metr
         if c is None or c.values is None:
             return c
         return Curve(c.values[n - 1], c.label, stderr=None if c.stderr is None else c.stderr[n - 1])
-    if family == "categorical" and metric == "collision_probability" and replace \
-            and unbiased_sampling and tau == 1.0:
-        if params["truth"] == "uniform":
-            s0 = 1.0 / params["n_outcomes"]
-        else:
-            p = np.arange(1, params["n_outcomes"] + 1, dtype=float) ** -params["zipf_beta"]
-            s0 = float(((p / p.sum()) ** 2).sum())
-        return Curve(collision_probability(s0, n_samples, n), "1-(1-1/n)^m (1-S0) (Seddik et al.)")
+    if family == "gaussian" and unbiased_sampling and tau == 1.0 and not replace:
+        return _gaussian_pooled(policy, params, n_samples, metric, n)
+    if family == "categorical" and unbiased_sampling and tau == 1.0:
+        return _categorical(policy, replace, params, n_samples, metric, n)
     return None
+
+
+def _truth_probs(params: dict[str, Any]) -> np.ndarray:
+    if params["truth"] == "uniform":
+        return np.full(params["n_outcomes"], 1.0 / params["n_outcomes"])
+    p = np.arange(1, params["n_outcomes"] + 1, dtype=float) ** -params["zipf_beta"]
+    return p / p.sum()
+
+
+def mix_sizes(params: dict[str, Any], n_samples: int) -> tuple[int, int]:
+    """(real, synthetic) points per training set of a mix cell."""
+    if "n_real" in params and params.get("n_real"):
+        return int(params["n_real"]), int(params.get("n_synthetic") or n_samples - params["n_real"])
+    k = int(round(params.get("real_fraction", 0.0) * n_samples))
+    return k, n_samples - k
+
+
+def _per_coordinate(metric: str, d: int, v: np.ndarray, r: np.ndarray) -> np.ndarray | None:
+    if metric == "variance" and d == 1:
+        return v
+    if metric == "cov_trace":
+        return d * v
+    if metric == "mean_error":
+        return d * r
+    return None
+
+
+def _gaussian_pooled(policy: str, params: dict[str, Any], m: int, metric: str,
+                     n: np.ndarray) -> Curve | None:
+    """Accumulate, accumulate-subsample and fresh-real mix: exact recursions (closed_forms/gaussian)."""
+    sigma2, d, ddof = params["truth_std"] ** 2, params["dim"], 0 if params["estimator"] == "mle" else 1
+    g = int(n.max())
+    if policy == "accumulate":
+        v, r = gaussian_forms.accumulate(sigma2, m, g, ddof)
+        label = "exact; mean error < (pi^2/6) s2/M (Dey & Donoho)"
+    elif policy == "accumulate_subsample":
+        v, r = gaussian_forms.accumulate_subsample(sigma2, m, g, params.get("keep", 0), ddof)
+        label = "exact (accumulate-subsample)"
+    elif policy == "mix" and params.get("real_source") == "fresh":
+        k, s = mix_sizes(params, m)
+        if s == 0:
+            return None
+        v, r, _ = gaussian_forms.mix(sigma2, k, s, g, ddof, "fresh", first=m)
+        label = "exact, fresh real data -> steady state" if k else "exact"
+    else:
+        return None
+    values = _per_coordinate(metric, d, v, r)
+    return None if values is None else Curve(values[n - 1], label)
+
+
+def _categorical(policy: str, replace: bool, params: dict[str, Any], m: int, metric: str,
+                 n: np.ndarray) -> Curve | None:
+    p = _truth_probs(params)
+    s0 = float((p**2).sum())
+    if metric == "collision_probability" and replace:
+        return Curve(collision_probability(s0, m, n), "1-(1-1/n)^m (1-S0) (Seddik et al.)")
+    if metric == "collision_probability" and policy == "mix" and params.get("real_source") == "fresh":
+        k, s = mix_sizes(params, m)
+        values = wright_fisher.mix_collision(s0, k, s, int(n.max()), first=m)
+        return Curve(values[n - 1], "exact, fresh real data -> steady state")
+    if metric in ("support_size", "missing_mass") and replace:
+        if m > WRIGHT_FISHER_MAX:
+            return Curve(None, reason=f"Wright-Fisher form computed for n_samples <= {WRIGHT_FISHER_MAX}")
+        fn = wright_fisher.support_size if metric == "support_size" else wright_fisher.missing_mass
+        return Curve(fn(p, m, int(n.max()))[n - 1], "Wright-Fisher, exact")
+    return None
+
+
+WRIGHT_FISHER_MAX = 3000   # the (n+1)^2 transition matrix: 72 MB at n = 3000
