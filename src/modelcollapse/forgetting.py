@@ -18,7 +18,8 @@ import pandas as pd
 
 from .errors import UserError
 from .loop import build, simulate
-from .metrics.base import Metric, MetricContext, Variant
+from .capabilities import HasProbabilities
+from .metrics.base import Implementation, Metric, MetricContext
 from .randomness import SeedTree
 from .runs.config import CellConfig
 
@@ -27,9 +28,10 @@ def forget_times(cell: CellConfig) -> pd.DataFrame:
     """A table with columns replicate (int32), outcome (int32, 0 = the most likely in truth),
     p_truth (float), count0 (generation 0's count of the outcome; 0 means lost at once) and
     forgotten_at (int32: the first generation with probability 0, -1 if never)."""
-    if cell.family != "categorical":
-        raise UserError(f"forget_times needs a categorical cell; got family {cell.family}")
     family, policy, sampling, _ = build(cell)
+    if not isinstance(family, HasProbabilities):
+        raise UserError(f"forget_times needs a family with outcome probabilities (categorical); "
+                        f"got family {cell.family}")
     k = family.params.n_outcomes
     first = np.full((cell.replicates, k), -1, dtype=np.int32)
     count0 = np.zeros((cell.replicates, k), dtype=np.int64)
@@ -44,7 +46,7 @@ def forget_times(cell: CellConfig) -> pd.DataFrame:
             count0[lo:lo + len(probs)] = np.rint(probs * ctx.n_samples).astype(np.int64)
         return np.zeros(len(probs))
 
-    capture = Metric("forget_capture", "info", {"categorical": Variant(record, "")})
+    capture = Metric("forget_capture", "info", "", [Implementation(record, (HasProbabilities,))])
     seeds = SeedTree(cell.seed, cell.key)
     size = cell.params["chunk_size"] or cell.replicates
     for lo in range(0, cell.replicates, size):

@@ -32,6 +32,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..capabilities import HasCoefficients
 from ..closed_forms.regression import eigh_small
 from ..errors import UserError
 from ..provenance import REAL, SYNTHETIC, Samples
@@ -143,7 +144,7 @@ def _normal_equations(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 @register
-class LinearRegression(Family):
+class LinearRegression(Family, HasCoefficients):
     name = "linear_regression"
     description = ("ridge / minimum-norm least squares on a Gaussian design (isotropic or power-law "
                    "spectrum, fixed or fresh) with fresh label noise (Gerstgrasser et al. 2024; "
