@@ -103,3 +103,19 @@ def test_plots_draw_heavy_tailed_metrics_as_median_and_band():
     s = summarize(pd.DataFrame({"generation": 0, "value": values_}))
     assert s["median"].iloc[0] == 0.0 and s["mean"].iloc[0] == pytest.approx(101.0)
     assert s["q90"].iloc[0] == pytest.approx(np.quantile(values_, 0.9))
+
+
+def test_one_dimensional_precision_recall_equal_the_distance_matrix():
+    from modelcollapse.metrics import drift as D
+    rng = np.random.default_rng(0)
+    f = rng.standard_normal((5, 256, 1)) * rng.uniform(0.1, 2, (5, 1, 1)) + rng.uniform(-2, 2, (5, 1, 1))
+    x = rng.standard_normal((1, 256, 1))
+    real_r = np.sqrt(np.partition(D._sqdist(x, x), 3, axis=2)[:, :, 3])
+    fake_r = np.sqrt(np.partition(D._sqdist(f, f), 3, axis=2)[:, :, 3])
+    np.testing.assert_array_equal(D._knn_radius_1d(f[..., 0], 3), fake_r)
+    cross = D._sqdist(f, x)
+    xs = np.broadcast_to(x[..., 0], (5, 256))
+    np.testing.assert_array_equal(D._covered_1d(f[..., 0], xs, np.broadcast_to(real_r, (5, 256))),
+                                  (cross <= (real_r**2)[:, None, :]).any(axis=2).mean(axis=1))
+    np.testing.assert_array_equal(D._covered_1d(xs, f[..., 0], fake_r),
+                                  (cross <= (fake_r**2)[:, :, None]).any(axis=1).mean(axis=1))

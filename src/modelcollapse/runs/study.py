@@ -214,7 +214,7 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
     flat.update(family.fingerprint())   # e.g. a corpus's hash: new content, new cell
     flat["sufficient_stats"] = bool(stats_possible and loop.sufficient_stats is not False)
     metrics = tuple(n for n, mt in METRICS.items() if mt.applies_to(family, fam, policy)
-                    and (wanted is None or n in wanted))
+                    and (n in wanted if wanted is not None else not mt.opt_in))
     need = 8 * generations * len(metrics) * replicates
     if need > RESULT_BYTES:
         raise UserError(f"{where}{generations} generations x {len(metrics)} metrics x {replicates} "
