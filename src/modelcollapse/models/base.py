@@ -81,6 +81,7 @@ class Family(ABC):
     description: ClassVar[str]
     Params: ClassVar[type]
     default_n_samples: ClassVar[int]
+    overview: ClassVar[tuple[str, ...]] = ()   # headline metrics of the report (default: first 3)
 
     def __init__(self, params: Any, n_samples: int) -> None:
         self.params = params

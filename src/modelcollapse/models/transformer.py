@@ -221,6 +221,7 @@ class TransformerModels:
 @register
 class Transformer(TextFamily, ScoresSequences, TrainsWithValidation, Persistent):
     name = "transformer"
+    overview = ('perplexity_real', 'perplexity_gen0', 'tail_coverage')   # the report's headline panels
     description = ("causal transformer LM (GPT-2-style from scratch, or a checkpoint to "
                    "fine-tune) on a real corpus: the Shumailov et al. protocol")
     Params = TransformerParams
