@@ -173,7 +173,7 @@ def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = Non
     _check_fingerprint(cell, family)
     if checkpoint is not None and hasattr(family, "attach"):   # where a family keeps weights
         family.attach(checkpoint.models)
-    seeds = SeedTree(cell.seed, cell.key)
+    seeds = SeedTree(cell.seed, cell.seed_key)
     size = chunk_size(cell, family, policy)
     values = np.empty((cell.generations, len(metrics), cell.replicates))
     for lo in range(0, cell.replicates, size):
@@ -237,5 +237,5 @@ def truth_value(cell: CellConfig, metric: str) -> float | None:
         _check_fingerprint(cell, family)
     except UserError:
         return None
-    ctx = MetricContext(family, truth, None, 0, cell.n_samples, {"seeds": SeedTree(cell.seed, cell.key)})
+    ctx = MetricContext(family, truth, None, 0, cell.n_samples, {"seeds": SeedTree(cell.seed, cell.seed_key)})
     return float(m.fn(ctx)[0])
