@@ -95,12 +95,34 @@ def write_parquet(path: Path, df: pd.DataFrame) -> None:
     atomic_write(path, lambda fh: df.to_parquet(fh, index=False, compression="zstd"))
 
 
-def _comparable(study_dict: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a resolved study that decide its numbers (not the chunk size)."""
+def _comparable(study_dict: dict[str, Any], sizes: bool = True) -> dict[str, Any]:
+    """The parts of a resolved study that decide its numbers (not the chunk size; without
+    ``sizes``, not the generations and replicates either: what ``--extend`` may grow)."""
     out = {k: v for k, v in study_dict.items() if k != "format"}
-    out["cells"] = [{**c, "params": {k: v for k, v in c["params"].items() if k not in ENGINE_ONLY}}
+    grown = () if sizes else ("generations", "replicates")
+    out["cells"] = [{**{k: v for k, v in c.items() if k not in grown},
+                     "params": {k: v for k, v in c["params"].items() if k not in ENGINE_ONLY}}
                     for c in study_dict.get("cells", [])]
     return out
+
+
+def _growth(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """None when ``new`` is ``old`` with more (or as many) generations and replicates per
+    cell and nothing else changed; else why it is not."""
+    if _comparable(old, sizes=False) != _comparable(new, sizes=False):
+        return "it changes more than generations and replicates"
+    from ..capabilities import Persistent
+    from ..catalog import FAMILIES
+    for a, b in zip(old["cells"], new["cells"]):
+        for size in ("generations", "replicates"):
+            if b[size] < a[size]:
+                return (f"cell {a['key']} would have fewer {size} ({b[size]} < {a[size]}); "
+                        f"--extend only adds")
+        if b["generations"] > a["generations"] and issubclass(FAMILIES.get(a["family"]), Persistent):
+            # their chains would retrain every stored generation over the weights on disk
+            return (f"cell {a['key']} ({a['family']}) keeps its models on disk; it can take "
+                    f"more replicates, not more generations")
+    return None
 
 
 def git_commit() -> str | None:
@@ -165,13 +187,25 @@ class RunStore:
     def cell_dir(self, cell: CellConfig) -> Path:
         return self.root / "cells" / cell.key
 
-    def open(self, study: Study) -> None:
-        """Create the folder for ``study``, or check that it already holds this very study."""
+    def open(self, study: Study, extend: bool = False) -> None:
+        """Create the folder for ``study``, or check that it already holds this very study.
+        With ``extend``, the folder may hold it with fewer generations or replicates per cell:
+        study.toml is then rewritten with the larger sizes (finished cells keep their tables
+        until ``run_cell`` has computed the new work; see ``previous_values``)."""
         study_file = self.root / "study.toml"
         resolved = {"format": FORMAT_VERSION, **study.to_dict()}
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"output path {self.root} exists and is not a folder")
         if study_file.exists():
+            if extend:
+                old = self._read_resolved(study_file)
+                why = _growth(old, resolved)
+                if why is not None:
+                    raise UserError(f"cannot extend the run in {self.root}: {why}")
+                if _comparable(old) != _comparable(resolved):
+                    self._record_extension(old)
+                    write_bytes(study_file, tomli_w.dumps(resolved).encode())
+                return
             self._check_same(study_file, resolved)
             return
         if self.root.exists() and any(self.root.iterdir()):
@@ -180,7 +214,7 @@ class RunStore:
         write_bytes(self.root / "manifest.json", json.dumps(manifest(study), indent=2).encode())
         write_bytes(study_file, tomli_w.dumps(resolved).encode())
 
-    def _check_same(self, study_file: Path, resolved: dict[str, Any]) -> None:
+    def _read_resolved(self, study_file: Path) -> dict[str, Any]:
         try:
             old = tomllib.loads(study_file.read_text("utf-8"))
         except (OSError, ValueError):
@@ -188,7 +222,29 @@ class RunStore:
         if old.get("format", 0) > FORMAT_VERSION:
             raise UserError(f"{self.root} was written by a newer modelcollapse (format "
                             f"{old['format']} > {FORMAT_VERSION}); upgrade or choose another --out")
+        return old
+
+    def _record_extension(self, old: dict[str, Any]) -> None:
+        """The manifest keeps each extension: when, by which command and version, from what sizes."""
+        from .. import __version__
+        path = self.root / "manifest.json"
+        try:
+            record = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            record = {}
+        record.setdefault("extensions", []).append({
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "version": __version__, "git_commit": git_commit(), "command": sys.argv,
+            "from": {c["key"]: [c["generations"], c["replicates"]] for c in old.get("cells", [])}})
+        write_bytes(path, json.dumps(record, indent=2).encode())
+
+    def _check_same(self, study_file: Path, resolved: dict[str, Any]) -> None:
+        old = self._read_resolved(study_file)
         if _comparable(old) != _comparable(resolved):
+            if _growth(old, resolved) is None:
+                raise UserError(f"output folder {self.root} holds this run with fewer generations "
+                                f"or replicates; add --extend to compute only the new ones, or "
+                                f"choose another --out")
             diff = difflib.unified_diff(
                 tomli_w.dumps(_comparable(old)).splitlines(),
                 tomli_w.dumps(_comparable(resolved)).splitlines(),
@@ -207,19 +263,50 @@ class RunStore:
             return True
         return not (self.root / "study.toml").exists()
 
-    def is_done(self, cell: CellConfig) -> bool:
-        """Finished: the marker exists and so does the table it vouches for (a table deleted
-        by hand makes the cell run again rather than break every reader)."""
+    def finished_sizes(self, cell: CellConfig) -> tuple[int, int] | None:
+        """(generations, replicates) of the cell's finished table, or None when unfinished
+        (a table deleted by hand makes the cell run again rather than break every reader)."""
         folder = self.cell_dir(cell)
-        return (folder / "DONE").exists() and (folder / "metrics.parquet").exists()
+        if not ((folder / "DONE").exists() and (folder / "metrics.parquet").exists()):
+            return None
+        try:   # markers since --extend carry the sizes; older ones: the config beside them
+            done = json.loads((folder / "DONE").read_text("utf-8"))
+            if "generations" not in done:
+                done = tomllib.loads((folder / "config.toml").read_text("utf-8"))
+            return int(done["generations"]), int(done["replicates"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return cell.generations, cell.replicates   # a marker from before sizes were kept
+
+    def is_done(self, cell: CellConfig) -> bool:
+        """Finished at this cell's generations and replicates."""
+        return self.finished_sizes(cell) == (cell.generations, cell.replicates)
+
+    def previous_values(self, cell: CellConfig) -> "np.ndarray | None":
+        """(G0, M, R0) values of a finished, smaller run of ``cell`` (what ``--extend`` keeps),
+        NaN where a sparse metric wrote no row; None when there is none."""
+        import numpy as np
+        sizes = self.finished_sizes(cell)
+        if sizes is None or sizes == (cell.generations, cell.replicates):
+            return None
+        g0, r0 = sizes
+        df = self.load_cell(cell)
+        out = np.full((g0, len(cell.metrics), r0), np.nan)
+        index = {m: i for i, m in enumerate(cell.metrics)}
+        m = df["metric"].astype(str).map(index).to_numpy()
+        out[df["generation"].to_numpy(), m, df["replicate"].to_numpy()] = df["value"].to_numpy()
+        return out
 
     def save_cell(self, cell: CellConfig, df: pd.DataFrame) -> None:
         """Write the cell's table, then its marker (so a crash between them reruns the cell)."""
         folder = self.cell_dir(cell)
+        # An extended cell drops its old marker first: never a marker beside a table and
+        # config of other sizes.
+        (folder / "DONE").unlink(missing_ok=True)
         write_bytes(folder / "config.toml", tomli_w.dumps(cell.to_dict()).encode())
         write_parquet(folder / "metrics.parquet", df)
         fault_point("after-parquet")
-        write_bytes(folder / "DONE", json.dumps({"rows": len(df)}).encode())
+        write_bytes(folder / "DONE", json.dumps({"rows": len(df), "generations": cell.generations,
+                                                 "replicates": cell.replicates}).encode())
         chunks = folder / "chunks"
         if chunks.is_dir():  # the cell is complete: its partial checkpoints are not needed
             for f in chunks.iterdir():
@@ -228,7 +315,8 @@ class RunStore:
 
     def checkpoint(self, cell: CellConfig) -> "ChunkCheckpoint":
         folder = self.cell_dir(cell)
-        return ChunkCheckpoint(folder / "chunks", folder / "samples", folder / "models")
+        return ChunkCheckpoint(folder / "chunks", folder / "samples", folder / "models",
+                               lambda: self.previous_values(cell))
 
     def load_cell(self, cell: CellConfig) -> pd.DataFrame:
         path = self.cell_dir(cell) / "metrics.parquet"
@@ -293,10 +381,16 @@ class ChunkCheckpoint:
     per line; generation g's documents are those model g wrote)."""
 
     def __init__(self, folder: Path, samples: Path | None = None,
-                 models: Path | None = None) -> None:
+                 models: Path | None = None,
+                 previous: Callable[[], Any] | None = None) -> None:
         self.folder = folder
         self.samples = samples
         self.models = models   # the transformer family's weights
+        self._previous = previous
+
+    def previous(self):
+        """(G0, M, R0) values of a finished smaller run that ``--extend`` grows, or None."""
+        return self._previous() if self._previous is not None else None
 
     def load_chunk(self, lo: int, hi: int):
         import numpy as np
