@@ -241,17 +241,16 @@ class RunStore:
     def _check_same(self, study_file: Path, resolved: dict[str, Any]) -> None:
         old = self._read_resolved(study_file)
         if _comparable(old) != _comparable(resolved):
-            if _growth(old, resolved) is None:
-                raise UserError(f"output folder {self.root} holds this run with fewer generations "
-                                f"or replicates; add --extend to compute only the new ones, or "
-                                f"choose another --out")
+            hint = ("; it is this run with fewer generations or replicates: add --extend to "
+                    "compute only the new ones, or choose another --out"
+                    if _growth(old, resolved) is None else "; choose another --out")
             diff = difflib.unified_diff(
                 tomli_w.dumps(_comparable(old)).splitlines(),
                 tomli_w.dumps(_comparable(resolved)).splitlines(),
                 "existing study.toml", "this run", lineterm="", n=0)
             shown = [line for line in diff if not line.startswith("@@")][:12]
-            raise UserError(f"output folder {self.root} already holds a different run; choose "
-                            f"another --out. Difference:\n  " + "\n  ".join(shown))
+            raise UserError(f"output folder {self.root} already holds a different run{hint}. "
+                            f"Difference:\n  " + "\n  ".join(shown))
 
     def holds_other(self, study: Study) -> bool:
         """True when this folder exists, is not empty, and is not a run of ``study``."""
@@ -339,7 +338,7 @@ class RunStore:
             raise UserError(f"{self.root} was written by a newer modelcollapse (format {d['format']})")
         try:
             return Study(d["name"], d["seed"], [CellConfig.from_dict(c) for c in d["cells"]],
-                         list(d["axes"]))
+                         list(d["axes"]), bool(d.get("paired", False)))
         except (KeyError, TypeError) as e:
             raise UserError(f"{path} is not a modelcollapse study file (missing {e})") from None
 
@@ -355,18 +354,36 @@ def cell_columns(study: Study, cell: CellConfig) -> dict[str, Any]:
     return cols
 
 
+#: Cell columns stored as categoricals: one small code per row instead of a string.
+CATEGORICAL = ("cell", "label", "family", "policy")
+
+
 def combine(study: Study, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One tidy table for the study: cell columns (see ``cell_columns``) followed by
-    generation, replicate, metric, value."""
-    frames = []
-    for cell in study.cells:
-        if cell.key not in tables:
-            continue
-        df, cols = tables[cell.key], cell_columns(study, cell)
-        frames.append(df.assign(**cols)[[*cols, *df.columns]])
-    if not frames:
+    generation, replicate, metric, value. cell, label, family, policy and metric are
+    categoricals (categories in study order), so millions of rows cost a byte or two each
+    for them rather than a string."""
+    import numpy as np
+    cells = [c for c in study.cells if c.key in tables]
+    if not cells:
         return pd.DataFrame(columns=["cell", "label", "family", "policy", "generation",
                                      "replicate", "metric", "value"])
+    every = [cell_columns(study, c) for c in study.cells]
+    dtypes = {name: pd.CategoricalDtype(list(dict.fromkeys(cols[name] for cols in every)))
+              for name in CATEGORICAL}
+    metrics = pd.CategoricalDtype(list(dict.fromkeys(m for c in study.cells for m in c.metrics)))
+    frames = []
+    for cell in cells:
+        df, cols = tables[cell.key], cell_columns(study, cell)
+        n = len(df)
+        for name in CATEGORICAL:
+            code = dtypes[name].categories.get_loc(cols[name])
+            cols[name] = pd.Categorical.from_codes(np.full(n, code, dtype=np.int32),
+                                                   dtype=dtypes[name])
+        df = df.assign(metric=df["metric"].astype(str).astype(metrics)
+                       if not isinstance(df["metric"].dtype, pd.CategoricalDtype)
+                       else df["metric"].astype(metrics))
+        frames.append(df.assign(**cols)[[*cols, *df.columns]])
     out = pd.concat(frames, ignore_index=True)
     for axis in study.axes:   # a swept column of mixed types is stored as text
         if axis in out and out[axis].dropna().map(type).nunique() > 1:
