@@ -280,7 +280,7 @@ class RunStore:
         """Finished at this cell's generations and replicates."""
         return self.finished_sizes(cell) == (cell.generations, cell.replicates)
 
-    def previous_values(self, cell: CellConfig) -> "np.ndarray | None":
+    def previous_values(self, cell: CellConfig) -> Any:
         """(G0, M, R0) values of a finished, smaller run of ``cell`` (what ``--extend`` keeps),
         NaN where a sparse metric wrote no row; None when there is none."""
         import numpy as np
