@@ -388,6 +388,10 @@ def combine(study: Study, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     for axis in study.axes:   # a swept column of mixed types is stored as text
         if axis in out and out[axis].dropna().map(type).nunique() > 1:
             out[axis] = out[axis].astype(str)
+        elif axis in out and out[axis].dtype == object:
+            # values where the axis applies, None elsewhere: a categorical keeps the values
+            # (and None as missing) at a byte per row instead of an object per row
+            out[axis] = out[axis].astype("category")
     return out
 
 
