@@ -82,6 +82,10 @@ class Policy(ABC):
         """How many real data enter each later training set (0: none)."""
         return 0
 
+    def train_size(self, n_samples: int) -> int:
+        """The size of each training set after generation 0 (checked like n_samples)."""
+        return n_samples
+
     def real_pool_size(self) -> int | None:
         """The size of the real pool (generation 0's training set) when the policy fixes it;
         None leaves it to n_samples."""
@@ -211,6 +215,11 @@ class Mix(Policy):
 
     def real_pool_size(self) -> int | None:
         return self.params.n_real if self.params.absolute and self.params.n_real > 0 else None
+
+    def train_size(self, n_samples: int) -> int:
+        if self.params.absolute:
+            return int(self.params.n_real + self.params.n_synthetic)
+        return n_samples
 
     def synthetic_size(self, n_samples: int) -> int:
         if self.params.absolute:

@@ -112,7 +112,7 @@ def parse_study(mapping: dict[str, Any], where: str = "", name: str = "run") -> 
         raise UserError(f"{where}no family given; choose from: {', '.join(FAMILIES.names())}")
     for key in ("replicates", "seed", "generations", "paired"):
         if isinstance(m[key], list):
-            raise UserError(f"{where}{key} cannot be a sweep axis; give one integer")
+            raise UserError(f"{where}{key} cannot be a sweep axis; give one value")
     replicates = coerce(m["replicates"], int, f"{where}replicates")
     seed = coerce(m["seed"], int, f"{where}seed")
     paired = coerce(m.get("paired", False), bool, f"{where}paired")
@@ -235,7 +235,7 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
     except UserError as e:
         raise UserError(f"{where}{e}") from None
     policy = pol_cls(pol)
-    later = policy.real_size(n_samples) + policy.synthetic_size(n_samples)
+    later = policy.train_size(n_samples)
     if later != n_samples:   # training sets after generation 0 have another size: check it too
         try:
             family.validate(later)
