@@ -11,12 +11,14 @@ Tale of Tails" (Zipf tail cut); Feng et al. 2024 (verifier-pruned synthetic data
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.special import digamma
 
+from .capabilities import GaussianClosedForm, HasCoefficients, HasProbabilities
 from .closed_forms import categorical as wright_fisher
 from .closed_forms import gaussian as gaussian_forms
 from .closed_forms import regression
@@ -156,16 +158,55 @@ class Curve:
     stderr: np.ndarray | None = None   # Monte Carlo standard error, where values are estimated
 
 
-def curve(family: str, policy: str, params: dict[str, Any], n_samples: int, metric: str,
+Overlay = Callable[[str, dict, int, str, np.ndarray], "Curve | None"]
+
+#: The registered overlays: (capabilities the family must provide, function), in order.
+OVERLAYS: list[tuple[tuple[type, ...], Overlay]] = []
+
+
+def overlay(*requires: type) -> Callable[[Overlay], Overlay]:
+    """Register ``fn(policy, params, n_samples, metric, generations) -> Curve | None`` for
+    families that provide ``requires`` (capabilities); it returns None where it has nothing
+    to say (another metric, policy or setting). A plugin registers its own the same way."""
+    def wrap(fn: Overlay) -> Overlay:
+        OVERLAYS.append((tuple(requires), fn))
+        return fn
+    return wrap
+
+
+def curve(family: Any, policy: str, params: dict[str, Any], n_samples: int, metric: str,
           generations: np.ndarray) -> Curve | None:
     """The closed-form expectation of ``metric`` per generation for one cell, a Curve with
     the reason when a closed form exists for the setting but is undefined, or None when the
-    literature has no closed form for this metric and setting."""
-    n = np.asarray(generations) + 1
-    replace = policy == "replace" or (policy == "mix" and params.get("real_fraction") == 0.0)
-    unbiased_sampling = params.get("truncation", 1.0) == 1.0
-    tau = params.get("temperature", 1.0)
-    if family == "gaussian" and replace and unbiased_sampling:
+    literature has no closed form for this metric and setting. ``family``: a registered
+    family's name or class; overlays are chosen by its capabilities."""
+    from .capabilities import satisfies
+    if isinstance(family, str):
+        from .catalog import FAMILIES
+        family = FAMILIES.get(family)
+    for requires, fn in OVERLAYS:
+        if satisfies(family, requires):
+            out = fn(policy, params, n_samples, metric, np.asarray(generations))
+            if out is not None:
+                return out
+    return None
+
+
+def _replace(policy: str, params: dict[str, Any]) -> bool:
+    return policy == "replace" or (policy == "mix" and params.get("real_fraction") == 0.0)
+
+
+def _plain_sampling(params: dict[str, Any]) -> bool:
+    return params.get("truncation", 1.0) == 1.0 and params.get("temperature", 1.0) == 1.0
+
+
+@overlay(GaussianClosedForm)
+def _gaussian_overlay(policy: str, params: dict[str, Any], n_samples: int, metric: str,
+                      generations: np.ndarray) -> Curve | None:
+    n, tau = generations + 1, params.get("temperature", 1.0)
+    if params.get("truncation", 1.0) != 1.0:
+        return None
+    if _replace(policy, params):
         sigma2, d, m = params["truth_std"] ** 2, params["dim"], n_samples
         ddof = 0 if params["estimator"] == "mle" else 1
         if metric == "variance" and d == 1:
@@ -176,16 +217,30 @@ def curve(family: str, policy: str, params: dict[str, Any], n_samples: int, metr
             return Curve(gaussian_log_det(sigma2, m, n, d, ddof, tau), "E[ln det S] (Wishart)")
         if metric == "mean_error":
             return Curve(d * gaussian_mean_sq(sigma2, m, n, ddof, tau), "E[|mu-mu*|^2]")
-    if family == "linear_regression" and metric == "test_error":
-        c = regression_curve(policy, params, int(n.max()))
-        if c is None or c.values is None:
-            return c
-        return Curve(c.values[n - 1], c.label, stderr=None if c.stderr is None else c.stderr[n - 1])
-    if family == "gaussian" and unbiased_sampling and tau == 1.0 and not replace:
+        return None
+    if tau == 1.0:
         return _gaussian_pooled(policy, params, n_samples, metric, n)
-    if family == "categorical" and unbiased_sampling and tau == 1.0:
-        return _categorical(policy, replace, params, n_samples, metric, n)
     return None
+
+
+@overlay(HasCoefficients)
+def _regression_overlay(policy: str, params: dict[str, Any], n_samples: int, metric: str,
+                        generations: np.ndarray) -> Curve | None:
+    if metric != "test_error":
+        return None
+    n = generations + 1
+    c = regression_curve(policy, params, int(n.max()))
+    if c is None or c.values is None:
+        return c
+    return Curve(c.values[n - 1], c.label, stderr=None if c.stderr is None else c.stderr[n - 1])
+
+
+@overlay(HasProbabilities)
+def _categorical_overlay(policy: str, params: dict[str, Any], n_samples: int, metric: str,
+                         generations: np.ndarray) -> Curve | None:
+    if not _plain_sampling(params):
+        return None
+    return _categorical(policy, _replace(policy, params), params, n_samples, metric, generations + 1)
 
 
 def _truth_probs(params: dict[str, Any]) -> np.ndarray:

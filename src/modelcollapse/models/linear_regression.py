@@ -146,6 +146,7 @@ def _normal_equations(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndar
 @register
 class LinearRegression(Family, HasCoefficients):
     name = "linear_regression"
+    overview = ('test_error',)   # the report's headline panels
     description = ("ridge / minimum-norm least squares on a Gaussian design (isotropic or power-law "
                    "spectrum, fixed or fresh) with fresh label noise (Gerstgrasser et al. 2024; "
                    "Dohmatob, Feng and Kempe 2024)")
