@@ -252,8 +252,8 @@ def _truth_probs(params: dict[str, Any]) -> np.ndarray:
 
 def mix_sizes(params: dict[str, Any], n_samples: int) -> tuple[int, int]:
     """(real, synthetic) points per training set of a mix cell."""
-    if "n_real" in params and params.get("n_real"):
-        return int(params["n_real"]), int(params.get("n_synthetic") or n_samples - params["n_real"])
+    if params.get("n_real") is not None:
+        return int(params["n_real"]), int(params["n_synthetic"])
     k = int(round(params.get("real_fraction", 0.0) * n_samples))
     return k, n_samples - k
 
@@ -281,10 +281,18 @@ def _gaussian_pooled(policy: str, params: dict[str, Any], m: int, metric: str,
         label = "exact (accumulate-subsample)"
     elif policy == "mix" and params.get("real_source") == "fresh":
         k, s = mix_sizes(params, m)
-        if s == 0:
+        if s == 0 or k == 0:
             return None
         v, r, _ = gaussian_forms.mix(sigma2, k, s, g, ddof, "fresh", first=m)
-        label = "exact, fresh real data -> steady state" if k else "exact"
+        label = "exact, fresh real data -> steady state"
+    elif policy == "mix" and params.get("n_real"):
+        # The same n_real points every generation, generation 0 fitted on them alone
+        # (Bertrand et al.'s setting, lambda = n_synthetic / n_real).
+        k, s = mix_sizes(params, m)
+        if s == 0:
+            return None
+        v, r, _ = gaussian_forms.mix(sigma2, k, s, g, ddof, "fixed")
+        label = "exact, fixed real data (Bertrand et al.'s setting)"
     else:
         return None
     values = _per_coordinate(metric, d, v, r)
