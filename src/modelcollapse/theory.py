@@ -4,9 +4,12 @@ Convention: ``n`` is the number of fits so far, so generation g (0 = the first f
 data) has n = g + 1. ``M`` is the sample size per generation.
 
 Sources: Shumailov et al., "AI models collapse when trained on recursively generated data"
-(Nature 2024, Thm 3.1 and SI); Gerstgrasser et al. 2024 and Dohmatob et al. 2024 (linear
-regression); Seddik et al. 2024 (categorical resampling); Dohmatob, Feng and Kempe 2024, "A
-Tale of Tails" (Zipf tail cut); Feng et al. 2024 (verifier-pruned synthetic data).
+(Nature 2024, Thm 3.1 and SI); Gerstgrasser et al. 2024 and Dohmatob, Feng and Kempe 2024,
+"Model collapse demystified" (linear regression); Seddik et al. 2024 (categorical
+resampling); Dohmatob, Feng, Yang, Charton and Kempe 2024, "A tale of tails" (Zipf tail
+cut); Feng et al. 2024 (verifier-pruned synthetic data). The longer derivations (regression
+with ridge, spectra and fresh designs; Gaussian pooling policies; Wright-Fisher) live in
+``closed_forms/``; README's Theory section lists every checked form with its test.
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ def collision_probability(s0: float, n_draws: int, m: np.ndarray) -> np.ndarray:
 def zipf_tail_cut_error(beta: float, support: int, t: float, k: int | None = None) -> float:
     """sum_i p_i (1 - q_i)^T for Zipf(beta) data p on ``support`` outcomes and a memorizer
     trained on T draws from q = p cut at rank k and renormalized (k None: no cut). As T
-    grows the error plateaus at the truth's mass beyond rank k (Dohmatob et al. 2024)."""
+    grows the error plateaus at the truth's mass beyond rank k (Dohmatob, Feng, Yang, Charton and Kempe 2024, "A tale of tails")."""
     p = np.arange(1, support + 1, dtype=float) ** -beta
     p /= p.sum()
     q = p.copy()
