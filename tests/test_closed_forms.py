@@ -115,7 +115,6 @@ def test_wright_fisher_absorption_and_loss_times(z):
     lost = ft["forgotten_at"].to_numpy()
     assert (lost[ft["count0"] == 0] == 0).all()           # never drawn: lost at generation 0
     absorb = ft.groupby("replicate")["forgotten_at"].max().to_numpy()
-    c0 = ft[ft.outcome == 0]["count0"].to_numpy()
     assert (absorb >= 0).all()                            # horizon 400 >> n: every chain absorbed
     t = wf.absorption_time(n)
     assert z(absorb, float((wf.binom.pmf(np.arange(n + 1), n, 0.5) * t).sum())) < Z

@@ -23,7 +23,6 @@ generation-0 model, and sample-based precision and recall.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr
 
 from ..capabilities import GaussianClosedForm, HasDensity, HasMoments
 from ..models.mixture import Mixture, safe_cholesky
