@@ -300,11 +300,12 @@ class ChunkCheckpoint:
     def load_chunk(self, lo: int, hi: int):
         import numpy as np
         path = self.folder / f"{lo}-{hi}.npy"
-        if not path.exists():
+        if path.is_symlink() or not path.is_file():   # no links, FIFOs or devices
             return None
-        try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
+        try:   # mapped first: a header that claims more than the file holds fails here
+            values = np.load(path, mmap_mode="r", allow_pickle=False)
+            return np.array(values, dtype=np.float64) if values.dtype.kind == "f" else None
+        except (OSError, ValueError, MemoryError):
             return None  # a damaged checkpoint is recomputed, never trusted
 
     def save_chunk(self, lo: int, hi: int, values) -> None:
@@ -314,7 +315,7 @@ class ChunkCheckpoint:
         fault_point("after-chunk")
 
     def chain_state(self, lo: int, hi: int) -> "ChainStateFile":
-        return ChainStateFile(self.folder / f"{lo}-{hi}.state.pkl")
+        return ChainStateFile(self.folder / f"{lo}-{hi}.state.npz")
 
     def save_samples(self, generation: int, lo: int, hi: int, texts: list[list[str]]) -> None:
         if self.samples is None:
@@ -333,24 +334,91 @@ class ChunkCheckpoint:
 
 
 class ChainStateFile:
-    """The state of a chunk's chains after their last finished generation, pickled
-    (``chunks/<lo>-<hi>.state.pkl``: our own file in the run folder; models in it refer to
-    their weight files rather than holding them). A damaged file is ignored: the chunk then
-    starts again from generation 0, with identical results."""
+    """The state of a chunk's chains after their last finished generation, as data only
+    (``chunks/<lo>-<hi>.state.npz``: a zip of ``.npy`` arrays named a0, a1, ... read with
+    ``allow_pickle=False``, plus ``meta.json``; see :mod:`modelcollapse.chainstate`). Every
+    member is checked before it is read (numeric dtype, declared size), and a file that
+    fails any check stops the run with one sentence naming it: never ignored, never
+    executed."""
+
+    MAX_META = 64 * 2**20   # bytes of JSON
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def load(self) -> dict | None:
-        import pickle
-        if not self.path.exists():
+    def _invalid(self, why: str) -> UserError:
+        return UserError(f"chain state {self.path} is invalid ({why}); delete it to recompute "
+                         f"that chunk from generation 0")
+
+    def read(self) -> tuple[dict, Any] | None:
+        """``(arrays, meta)`` from the file, or None when there is none."""
+        import zipfile
+
+        import numpy as np
+
+        from ..chainstate import member_name_ok
+        if not self.path.exists() and not self.path.is_symlink():
+            return None
+        if self.path.is_symlink() or not self.path.is_file():
+            raise self._invalid("not a regular file")
+        arrays: dict[str, np.ndarray] = {}
+        meta: Any = None
+        try:
+            with zipfile.ZipFile(self.path) as z:
+                for info in z.infolist():
+                    if info.filename == "meta.json":
+                        if info.file_size > self.MAX_META:
+                            raise self._invalid("meta.json is too large")
+                        meta = json.loads(z.read(info).decode("utf-8"))
+                        continue
+                    name = info.filename.removesuffix(".npy")
+                    if not info.filename.endswith(".npy") or not member_name_ok(name):
+                        raise self._invalid(f"unexpected member '{info.filename[:60]}'")
+                    with z.open(info) as fh:   # the header first: dtype and size
+                        version = np.lib.format.read_magic(fh)
+                        if version not in ((1, 0), (2, 0)):
+                            raise self._invalid(f"member {info.filename} has .npy version {version}")
+                        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                       else np.lib.format.read_array_header_2_0)
+                        shape, fortran, dtype = read_header(fh)
+                        header = fh.tell()
+                    if dtype.hasobject or dtype.kind not in "biuf" or fortran:
+                        raise self._invalid(f"member {info.filename} is not a numeric array")
+                    if int(np.prod(shape, dtype=object)) * dtype.itemsize != info.file_size - header:
+                        raise self._invalid(f"member {info.filename} has the wrong size")
+                    with z.open(info) as fh:
+                        arrays[name] = np.lib.format.read_array(fh, allow_pickle=False)
+        except UserError:
+            raise
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, RecursionError,
+                UnicodeDecodeError, NotImplementedError, OverflowError) as e:
+            raise self._invalid(f"{type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}") from None
+        if meta is None:
+            raise self._invalid("meta.json is missing")
+        return arrays, meta
+
+    def load(self, decode: Callable[[dict, Any], dict]) -> dict | None:
+        """The decoded state (``decode(arrays, meta)``, which raises ``InvalidState``), or
+        None when no state was saved."""
+        from ..chainstate import InvalidState
+        raw = self.read()
+        if raw is None:
             return None
         try:
-            return pickle.loads(self.path.read_bytes())
-        except Exception:   # truncated or from another version: recompute, never trust
-            return None
+            return decode(*raw)
+        except InvalidState as e:
+            raise self._invalid(str(e)) from None
 
-    def save(self, state: dict) -> None:
-        import pickle
-        write_bytes(self.path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    def save(self, arrays: dict, meta: dict) -> None:
+        import zipfile
+
+        import numpy as np
+
+        def write(fh: io.BufferedWriter) -> None:
+            with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as z:
+                z.writestr("meta.json", json.dumps(meta))
+                for name, value in arrays.items():
+                    with z.open(f"{name}.npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, value, allow_pickle=False)
+        atomic_write(self.path, write)
         fault_point("after-generation")
