@@ -59,8 +59,27 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
+class _ArgumentError(Exception):
+    """A command-line syntax error: reported in one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse without the usage block on errors: one sentence, exit code 2 (``--help``
+    still prints the usage)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise _ArgumentError(f"{message} (see `{self.prog} --help`)")
+
+
+def _say(message: str) -> None:
+    """One line on stderr, whatever the text holds (a lone surrogate from a hostile file
+    is shown escaped rather than crashing the print)."""
+    text = f"modelcollapse: error: {message}"
+    print(text.encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="modelcollapse", description=__doc__.splitlines()[0])
+    p = _Parser(prog="modelcollapse", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a study file or one setting given by flags")
     r.add_argument("study", nargs="?", help="a study TOML file (flags below override it)")
@@ -168,7 +187,11 @@ def cmd_list() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except _ArgumentError as e:
+        _say(str(e))
+        return 2
     try:
         if args.command in ("run", "sweep"):
             return cmd_run(args)
@@ -181,11 +204,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_audit(args)
         return cmd_list()
     except UserError as e:
-        print(f"modelcollapse: error: {e}", file=sys.stderr)
+        _say(str(e))
         return 2
     except OSError as e:  # a path the user gave cannot be read or written
         where = f" {e.filename}" if e.filename else ""
-        print(f"modelcollapse: error: cannot use{where}: {e.strerror or e}", file=sys.stderr)
+        _say(f"cannot use{where}: {e.strerror or e}")
         return 2
     except KeyboardInterrupt:
         print("modelcollapse: interrupted; finished cells are kept and a rerun resumes", file=sys.stderr)
