@@ -127,6 +127,9 @@ class TransformerParams(TextMetricParams):
         if self.generation == "prompt" and self.prompt_tokens > self.block_size:
             raise UserError(f"params.prompt_tokens = {self.prompt_tokens} exceeds block_size = "
                             f"{self.block_size}: prompts are the starts of real blocks")
+        if not self.model:   # the build check (n_embd a multiple of n_head) before any write
+            from ..neural.network import shape
+            shape(self.size, self.n_layer, self.n_embd, self.n_head)
         if self.decoding == "beam" and self.generation == "free":
             raise UserError("params.decoding = 'beam' from the separator alone would make "
                             "every sequence identical; use generation = 'prompt'")
@@ -276,7 +279,7 @@ class Transformer(TextFamily):
         return network.positions(self.original())
 
     def bytes_per_replicate(self, max_train: int) -> int:
-        return 2**40   # one chain per chunk: chains train one after another anyway
+        return 2**30   # one chain per chunk (> the loop's chunk budget): chains train one after another
 
     # -- files -----------------------------------------------------------------------------
     def attach(self, folder: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UserError
-from .paths import check_regular_inside
+from ..safepaths import check_regular_inside
 from .store import RunStore, cell_columns
 from .study import Study
 

@@ -27,7 +27,6 @@ import platform
 import signal
 import subprocess
 import sys
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,8 @@ import tomli_w
 
 from ..errors import UserError
 from .config import ENGINE_ONLY, CellConfig
-from .study import Study
+from .study import Study, check_name
+from ..safepaths import check_regular_inside, check_tree
 
 FORMAT_VERSION = 1
 
@@ -170,7 +170,9 @@ class RunStore:
         resolved = {"format": FORMAT_VERSION, **study.to_dict()}
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"output path {self.root} exists and is not a folder")
-        if study_file.exists():
+        if self.root.is_dir():
+            check_tree(self.root)   # before anything is written into it
+        if study_file.exists() or study_file.is_symlink():
             self._check_same(study_file, resolved)
             return
         if self.root.exists() and any(self.root.iterdir()):
@@ -180,10 +182,9 @@ class RunStore:
         write_bytes(study_file, tomli_w.dumps(resolved).encode())
 
     def _check_same(self, study_file: Path, resolved: dict[str, Any]) -> None:
-        try:
-            old = tomllib.loads(study_file.read_text("utf-8"))
-        except (OSError, ValueError):
-            raise UserError(f"{study_file} is unreadable; choose another --out") from None
+        from .study import parse_toml_file
+        check_regular_inside(study_file, self.root, "study file")
+        old = parse_toml_file(study_file, "study file")
         if old.get("format", 0) > FORMAT_VERSION:
             raise UserError(f"{self.root} was written by a newer modelcollapse (format "
                             f"{old['format']} > {FORMAT_VERSION}); upgrade or choose another --out")
@@ -220,7 +221,7 @@ class RunStore:
         fault_point("after-parquet")
         write_bytes(folder / "DONE", json.dumps({"rows": len(df)}).encode())
         chunks = folder / "chunks"
-        if chunks.is_dir():  # the cell is complete: its partial checkpoints are not needed
+        if chunks.is_dir() and not chunks.is_symlink():  # complete: checkpoints not needed
             for f in chunks.iterdir():
                 f.unlink()
             chunks.rmdir()
@@ -231,6 +232,7 @@ class RunStore:
 
     def load_cell(self, cell: CellConfig) -> pd.DataFrame:
         path = self.cell_dir(cell) / "metrics.parquet"
+        check_regular_inside(path, self.root, "cell table")
         try:
             return pd.read_parquet(path)
         except Exception as e:  # pyarrow raises several types for a damaged file
@@ -239,20 +241,49 @@ class RunStore:
 
     def read_study(self) -> Study:
         """The study stored in this folder."""
+        from .study import parse_toml_file
         path = self.root / "study.toml"
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise UserError(f"{self.root} holds no study.toml; is it a modelcollapse run folder?")
+        check_regular_inside(path, self.root, "study file")
+        check_tree(self.root)
+        d = parse_toml_file(path, "study file")
+        if not isinstance(d.get("format", 0), int) or d.get("format", 0) > FORMAT_VERSION:
+            raise UserError(f"{self.root} was written by a newer modelcollapse (format "
+                            f"{str(d.get('format'))[:20]})")
         try:
-            d = tomllib.loads(path.read_text("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise UserError(f"{path} is not a valid study file ({e})") from None
-        if d.get("format", 0) > FORMAT_VERSION:
-            raise UserError(f"{self.root} was written by a newer modelcollapse (format {d['format']})")
-        try:
-            return Study(d["name"], d["seed"], [CellConfig.from_dict(c) for c in d["cells"]],
-                         list(d["axes"]))
-        except (KeyError, TypeError) as e:
-            raise UserError(f"{path} is not a modelcollapse study file (missing {e})") from None
+            cells = [CellConfig.from_dict(_checked_cell(c, path)) for c in d["cells"]]
+            axes = d["axes"]
+            if not isinstance(axes, list) or not all(isinstance(a, str) for a in axes):
+                raise UserError(f"{path}: axes must be a list of names")
+            return Study(check_name(d["name"], f"{path}: "), _int64(d["seed"], path, "seed"),
+                         cells, list(axes))
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise UserError(f"{path} is not a modelcollapse study file "
+                            f"({type(e).__name__}: {str(e)[:80]})") from None
+
+
+def _int64(value: Any, path: Path, what: str) -> int:
+    if type(value) is not int or not 0 <= value < 2**63:
+        raise UserError(f"{path}: {what} must be an integer in [0, 2^63); got {str(value)[:40]}")
+    return value
+
+
+def _checked_cell(c: Any, path: Path) -> dict[str, Any]:
+    """A stored cell's fields, with the types every reader relies on (a study.toml from
+    someone else is data: a wrong type is one sentence, not a traceback later)."""
+    if not isinstance(c, dict):
+        raise UserError(f"{path}: every entry of cells must be a table")
+    for key in ("family", "policy"):
+        if not isinstance(c.get(key), str):
+            raise UserError(f"{path}: a cell's {key} must be a name")
+    for key in ("n_samples", "generations", "replicates", "seed"):
+        _int64(c.get(key), path, f"a cell's {key}")
+    if not isinstance(c.get("metrics"), list) or not all(isinstance(m, str) for m in c["metrics"]):
+        raise UserError(f"{path}: a cell's metrics must be a list of names")
+    if not isinstance(c.get("params"), dict):
+        raise UserError(f"{path}: a cell's params must be a table")
+    return c
 
 
 def cell_columns(study: Study, cell: CellConfig) -> dict[str, Any]:

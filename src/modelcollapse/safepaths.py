@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import UserError
+from .errors import UserError
 
 
 def _kind(mode: int) -> str:
@@ -84,3 +84,20 @@ def open_regular(path: str | Path, what: str = "file") -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def check_tree(root: Path, what: str = "run folder") -> None:
+    """Refuse a folder that holds anything but regular files and folders below it (a
+    symbolic link could lead reads or writes out of it; a FIFO or device would hang or
+    flood a reader), naming the first such entry. ``root`` itself may be a link."""
+    root = Path(root)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            try:
+                mode = os.lstat(p).st_mode
+            except OSError:   # removed meanwhile (a concurrent writer's temporary file)
+                continue
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise UserError(f"{what} {root} holds {_kind(mode)} at {p.relative_to(root)}; "
+                                f"a {what} may hold only regular files and folders")
