@@ -1,7 +1,7 @@
 """A chunk's chain state as data only: numeric arrays plus JSON, never pickle.
 
-Families whose generations are expensive (``checkpoint_generations``) save the state of a
-chunk's chains after every generation, so an interrupted cell resumes at its next
+Families whose models live on disk (:class:`~modelcollapse.capabilities.Persistent`) save
+the state of a chunk's chains after every generation, so an interrupted cell resumes at its next
 unfinished generation. The state is what the loop needs to continue exactly where it
 stopped:
 
@@ -14,8 +14,8 @@ stopped:
   family's pair ``save_state(model) -> dict`` / ``load_state(dict) -> model`` (arrays and
   JSON values only; the transformer's refer to their weight files).
 
-Everything else in the metrics' cache is a pure function of the cell's seeds and is
-recomputed after a resume. :func:`pack` turns a state into ``(arrays, meta)``;
+Everything else in the metrics' evaluation state is a pure function of the cell's seeds
+and is recomputed after a resume (``EvaluationState.saved``). :func:`pack` turns a state into ``(arrays, meta)``;
 :func:`unpack` checks every field against the chunk it is loaded for and raises
 :class:`InvalidState` (one short reason) for anything that does not fit, so a crafted or
 damaged file stops the run instead of being trusted.
@@ -225,7 +225,8 @@ def _unpack_streams(meta: Any, read: _Reader, seeds: SeedTree, replicates: np.nd
 def pack(state: dict, family: Any) -> tuple[dict[str, np.ndarray], dict]:
     """A loop state (see ``loop.simulate``) as ``(arrays, meta)``; meta is JSON."""
     store = _Arrays()
-    seeds, streams = state["cache"]["seeds"], state["streams"]
+    streams = state["streams"]
+    seeds = streams.seeds
     batches: dict[str, Any] = {}
     named: dict[int, str] = {}
     for name in ("real", "train", "history"):   # train and history are often real itself
@@ -233,7 +234,9 @@ def pack(state: dict, family: Any) -> tuple[dict[str, np.ndarray], dict]:
         batches[name] = {"same_as": named[id(batch)]} if id(batch) in named \
             else _pack_batch(batch, store)
         named.setdefault(id(batch), name)
-    gen0 = state["cache"].get("gen0-lms")
+    gen0 = state["evaluation"].get("gen0")
+    if set(state["evaluation"]) - {"gen0"}:
+        raise TypeError("a chain state saves only the evaluation state's gen0 models")
     meta = {
         "format": "modelcollapse.chainstate", "version": VERSION,
         "generation": int(state["generation"]), "seed": seeds.seed,
@@ -242,8 +245,7 @@ def pack(state: dict, family: Any) -> tuple[dict[str, np.ndarray], dict]:
         "out": store.put(np.asarray(state["out"], dtype=np.float64)),
         "streams": _pack_streams(streams, store), "batches": batches,
         "model": store.tree(family.save_state(state["model"])),
-        "gen0": None if gen0 is None else store.tree(family.save_state(
-            type(state["model"])(gen0, state["model"].replicates))),
+        "gen0": None if gen0 is None else store.tree(family.save_state(gen0)),
     }
     return store.arrays, meta
 
@@ -284,8 +286,7 @@ def unpack(arrays: dict[str, np.ndarray], meta: Any, family: Any, seeds: SeedTre
             raise
         raise InvalidState(f"its model state is malformed ({type(e).__name__}: "
                            f"{str(e)[:80]})") from None
-    cache: dict[str, Any] = {} if gen0 is None else {"gen0-lms": gen0.lms}
-    return {"generation": g, "out": out, "cache": cache, "model": model,
+    return {"generation": g, "out": out, "evaluation": {"gen0": gen0}, "model": model,
             "streams": _unpack_streams(meta.get("streams"), read, seeds, replicates), **loaded}
 
 

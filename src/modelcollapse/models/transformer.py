@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..capabilities import Persistent, ScoresSequences, TrainsWithValidation
 from ..errors import UserError
 from ..provenance import Documents
 from ..randomness import Stream
@@ -221,12 +222,11 @@ class TransformerModels:
 
 
 @register
-class Transformer(TextFamily):
+class Transformer(TextFamily, ScoresSequences, TrainsWithValidation, Persistent):
     name = "transformer"
     description = ("causal transformer LM (GPT-2-style from scratch, or a checkpoint to "
                    "fine-tune) on a real corpus: the Shumailov et al. protocol")
     Params = TransformerParams
-    checkpoint_generations = True  # a generation costs minutes: the loop saves state after each
 
     def __init__(self, params: TransformerParams, n_samples: int) -> None:
         super().__init__(params, n_samples)

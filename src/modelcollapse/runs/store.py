@@ -47,7 +47,7 @@ def fault_point(name: str) -> None:
     environment, the process kills itself with SIGKILL the k-th time it passes ``name``.
     Points: 'after-parquet' (a cell's table written, its marker not yet), 'after-chunk'
     (a chunk checkpoint written mid-cell), 'after-generation' (a chain's state saved after
-    a generation, families with ``checkpoint_generations``). With MODELCOLLAPSE_FAULT_ONCE=PATH, only the
+    a generation, families that are ``Persistent``). With MODELCOLLAPSE_FAULT_ONCE=PATH, only the
     first process to get there dies (it creates PATH), so a retried task survives."""
     spec = os.environ.get("MODELCOLLAPSE_FAULT", "")
     point, _, count = spec.partition(":")
@@ -146,12 +146,13 @@ def manifest(study: Study) -> dict[str, Any]:
 
 def _data_records(study: Study) -> dict[str, Any]:
     """Per text cell, where its corpus came from and how it was split and tokenized."""
-    from ..models import FAMILIES
+    from ..catalog import FAMILIES
     out = {}
     for cell in study.cells:
         cls = FAMILIES.get(cell.family)
-        if hasattr(cls, "describe_data"):
-            out[cell.key] = cls(cell.sub_params(cls.Params), cell.n_samples).describe_data()
+        record = cls(cell.sub_params(cls.Params), cell.n_samples).describe_data()
+        if record is not None:
+            out[cell.key] = record
     return out
 
 
