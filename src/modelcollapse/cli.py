@@ -7,7 +7,9 @@ are never overwritten by a failed or different run.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -194,12 +196,31 @@ def cmd_list() -> int:
     return 0
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it stops a run as Ctrl-C does."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
     except _ArgumentError as e:
         _say(str(e))
         return 2
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _dispatch(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command in ("run", "sweep"):
             return cmd_run(args)
@@ -218,9 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f" {e.filename}" if e.filename else ""
         _say(f"cannot use{where}: {e.strerror or e}")
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:   # Ctrl-C (exit code 130) or SIGTERM (143): a clean stop
         print("modelcollapse: interrupted; finished cells are kept and a rerun resumes", file=sys.stderr)
-        return 130
+        return 128 + (signal.SIGTERM if isinstance(e, _Terminated) else signal.SIGINT)
 
 
 if __name__ == "__main__":

@@ -165,22 +165,34 @@ class RunStore:
     def cell_dir(self, cell: CellConfig) -> Path:
         return self.root / "cells" / cell.key
 
-    def open(self, study: Study) -> None:
-        """Create the folder for ``study``, or check that it already holds this very study."""
+    def check(self, study: Study) -> bool:
+        """Every reason to refuse this folder for ``study``, writing nothing: True when the
+        folder already holds this study, False when it is new or empty."""
         study_file = self.root / "study.toml"
-        resolved = {"format": FORMAT_VERSION, **study.to_dict()}
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"output path {self.root} exists and is not a folder")
         if self.root.is_dir():
-            check_tree(self.root)   # before anything is written into it
+            check_tree(self.root)   # no links, FIFOs or devices to write through
         if study_file.exists() or study_file.is_symlink():
-            self._check_same(study_file, resolved)
-            return
-        if self.root.exists() and any(self.root.iterdir()):
+            self._check_same(study_file, {"format": FORMAT_VERSION, **study.to_dict()})
+            return True
+        if self.root.exists() and self._entries():
             raise UserError(f"output folder {self.root} is not empty and holds no study.toml; "
                             f"choose another --out")
+        return False
+
+    def _entries(self) -> list[Path]:
+        """The folder's entries but the lock file (which a killed run may leave behind)."""
+        from .lock import LOCK_NAME
+        return [p for p in self.root.iterdir() if p.name != LOCK_NAME]
+
+    def open(self, study: Study) -> None:
+        """Create the folder for ``study``, or check that it already holds this very study."""
+        if self.check(study):
+            return
+        resolved = {"format": FORMAT_VERSION, **study.to_dict()}
         write_bytes(self.root / "manifest.json", json.dumps(manifest(study), indent=2).encode())
-        write_bytes(study_file, tomli_w.dumps(resolved).encode())
+        write_bytes(self.root / "study.toml", tomli_w.dumps(resolved).encode())
 
     def _check_same(self, study_file: Path, resolved: dict[str, Any]) -> None:
         from .study import parse_toml_file
@@ -200,7 +212,7 @@ class RunStore:
 
     def holds_other(self, study: Study) -> bool:
         """True when this folder exists, is not empty, and is not a run of ``study``."""
-        if not self.root.exists() or (self.root.is_dir() and not any(self.root.iterdir())):
+        if not self.root.exists() or (self.root.is_dir() and not self._entries()):
             return False
         try:
             self._check_same(self.root / "study.toml", {"format": FORMAT_VERSION, **study.to_dict()})
