@@ -68,6 +68,8 @@ CASES = [
     ("accumulate", dict(dim=10, n_train=16, n_gen=24, ridge=2.0, design="fresh", spectrum="power_law")),
     ("replace", dict(dim=10, n_train=32, temperature=0.8, truncation=0.9)),
     ("accumulate", dict(dim=10, n_train=20, n_gen=30)),                     # fixed, T0 != T: MC
+    ("mix", dict(dim=10, n_train=32, real_fraction=0.25, real_source="fresh", ridge=1.0)),
+    ("mix", dict(dim=8, n_train=24, real_fraction=0.5, real_source="fresh", design="fresh")),
 ]
 
 

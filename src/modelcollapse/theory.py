@@ -139,13 +139,20 @@ def regression_setting(params: dict[str, Any]) -> regression.Setting:
         params.get("temperature", 1.0), params.get("truncation", 1.0))
 
 
-def regression_curve(policy: str, params: dict[str, Any], generations: int) -> "Curve | None":
+def regression_curve(policy: str, params: dict[str, Any], generations: int,
+                     n_samples: int | None = None) -> "Curve | None":
     """E[test error] of a regression cell: exact, or exact given X and averaged over designs
-    by Monte Carlo (with its standard error)."""
-    if policy not in ("replace", "accumulate"):
+    by Monte Carlo (with its standard error). Policies: replace, accumulate, and mix with
+    fresh real data."""
+    sizes = None
+    if policy == "mix" and params.get("real_source") == "fresh" and not params.get("n_gen"):
+        sizes = mix_sizes(params, n_samples or params["n_train"])
+        if sizes[0] == 0 or sizes[1] == 0:
+            return None
+    elif policy not in ("replace", "accumulate"):
         return None
     try:
-        values, se, label = regression.expected_error(regression_setting(params), policy, generations)
+        values, se, label = regression.expected_error(regression_setting(params), policy, generations, sizes)
     except ValueError as e:
         return Curve(None, reason=f"closed form undefined: {e}")
     return Curve(values, label, stderr=se)
@@ -232,7 +239,7 @@ def _regression_overlay(policy: str, params: dict[str, Any], n_samples: int, met
     if metric != "test_error":
         return None
     n = generations + 1
-    c = regression_curve(policy, params, int(n.max()))
+    c = regression_curve(policy, params, int(n.max()), n_samples)
     if c is None or c.values is None:
         return c
     return Curve(c.values[n - 1], c.label, stderr=None if c.stderr is None else c.stderr[n - 1])
