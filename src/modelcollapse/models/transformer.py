@@ -270,6 +270,8 @@ class Transformer(TextFamily):
             if p.positions > limit:
                 raise UserError(f"params.model = '{p.model}' takes at most {limit} tokens; "
                                 f"block_size and prompt_tokens + new_tokens must fit")
+            from ..pretrained.load import check_match
+            check_match(self.original(), d.tokenizer._hf, p.model)
 
     def _checkpoint_positions(self) -> int:
         from ..neural import network

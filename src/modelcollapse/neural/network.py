@@ -50,34 +50,20 @@ def from_scratch(vocab_size: int, layers: int, dims: int, heads: int, positions:
         return transformers.GPT2LMHeadModel(config)
 
 
-def _unavailable(name: str, e: Exception) -> UserError:
-    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    if isinstance(e, ValueError) and Path(name).is_dir():   # found, but not a causal LM we can load
-        return UserError(f"params.model = '{name}' cannot be loaded as a causal LM: {reason[:200]}")
-    return UserError(
-        f"params.model = '{name}' cannot be loaded: it is not a local folder holding a "
-        f"checkpoint, and the Hugging Face hub does not have it or cannot be reached from "
-        f"here ({reason[:160]}); download it where there is network and pass its folder")
-
-
 def load_pretrained(name: str):
-    """The causal LM of checkpoint ``name`` (a folder or a hub id), in float32."""
-    torch, transformers = require()
-    try:
-        return transformers.AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
-    except (OSError, ValueError) as e:
-        raise _unavailable(name, e) from None
+    """The causal LM of checkpoint ``name`` (a .gguf file, a folder, a known name or a hub
+    id: see :mod:`modelcollapse.pretrained.load`), on the CPU in float32 (the master
+    weights fine-tuning updates; CUDA runs autocast to bf16 on top)."""
+    torch, _ = require()
+    from ..pretrained.load import load_model
+    return load_model(name, "cpu", torch.float32)
 
 
 def load_tokenizer(name: str):
     """The tokenizer of checkpoint ``name`` (wrapped as a PretrainedTokenizer)."""
-    _, transformers = require()
+    from ..pretrained.load import load_tokenizer as load_hf_tokenizer
     from .tokenizer import PretrainedTokenizer
-    try:
-        hf = transformers.AutoTokenizer.from_pretrained(name)
-    except (OSError, ValueError) as e:
-        raise _unavailable(name, e) from None
-    return PretrainedTokenizer(name, hf)
+    return PretrainedTokenizer(name, load_hf_tokenizer(name))
 
 
 def positions(module) -> int:
