@@ -7,6 +7,7 @@ import json
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -240,3 +241,81 @@ def test_the_loop_fine_tunes_a_gguf_checkpoint_for_two_generations(cache, tiny_f
         assert (cell / "models" / "replicate-0" / f"gen-{g:03d}" / "model.safetensors").is_file()
     record = next(iter(json.loads((out / "manifest.json").read_text())["data"].values()))
     assert record["tokenizer"]["kind"] == f"pretrained ({path})"
+
+
+def _weights(folder: Path) -> dict:
+    from safetensors.numpy import load_file
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_lora_merged_changes_only_the_targeted_weights(cache, tiny_file, tmp_path, capsys):
+    source, path = tiny_file
+    out = tmp_path / "run"
+    rc = main(["run", "--family", "transformer", "--set", f"model={path}", "--set", "adapter=lora",
+               "--set", "lora_rank=4", "--set", "lora_targets=q_proj,down_proj", "--set", "lr=5e-3",
+               "--policy", "replace", "--generations", "2", "--out", str(out), "--quiet", *FAST])
+    assert rc == 0, capsys.readouterr().err
+    gen0 = next((out / "cells").iterdir()) / "models" / "replicate-0" / "gen-000"
+    assert not (gen0 / "adapter_config.json").exists()
+    got = _weights(gen0)
+    changed = {k for k, v in source.state_dict().items() if not np.array_equal(v.numpy(), got[k])}
+    assert changed == {f"model.layers.{i}.{m}.weight" for i in range(2)
+                       for m in ("self_attn.q_proj", "mlp.down_proj")}
+
+
+def test_lora_kept_as_adapters_resumes_at_the_next_generation(cache, tiny_file, tmp_path):
+    """Kept adapters: each generation's folder holds adapter files only (and the checkpoint
+    they sit on); a run killed after generation 0's state resumes (init = 'previous' reloads
+    generation 0's adapters from disk) and equals an uninterrupted run."""
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+    _, path = tiny_file
+    args = ["run", "--family", "transformer", "--set", f"model={path}", "--set", "adapter=lora",
+            "--set", "lora_merge=false", "--set", "init=previous", "--policy", "replace",
+            "--generations", "2", "--quiet", *FAST]
+    whole = tmp_path / "whole"
+    assert main([*args, "--out", str(whole)]) == 0
+    gen = next((whole / "cells").iterdir()) / "models" / "replicate-0"
+    for g in range(2):
+        files = {p.name for p in (gen / f"gen-{g:03d}").iterdir()}
+        assert {"adapter_model.safetensors", "adapter_config.json", "base_model.json"} <= files
+        assert "model.safetensors" not in files
+    cut = tmp_path / "cut"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"),
+           "MODELCOLLAPSE_FAULT": "after-generation:1"}
+    died = subprocess.run([sys.executable, "-m", "modelcollapse.cli", *args, "--out", str(cut)],
+                          env=env)
+    assert died.returncode != 0
+    assert not (next((cut / "cells").iterdir()) / "models" / "replicate-0" / "gen-001").exists()
+    assert main([*args, "--out", str(cut)]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(whole / "metrics.parquet"),
+                                  pd.read_parquet(cut / "metrics.parquet"))
+
+
+@pytest.mark.parametrize("sets, needle", [
+    (["adapter=lora", "lora_targets=q_proj,wq_nonexistent"], "has no module named wq_nonexistent"),
+    (["block_size=300"], "takes at most 256 tokens"),
+    (["adapter=lora", "lora_rank=0"], "lora_rank must be >= 1"),
+])
+def test_bad_pretrained_settings_exit_2(cache, tiny_file, tmp_path, capsys, sets, needle):
+    out = tmp_path / "run"
+    argv = ["run", "--family", "transformer", "--set", f"model={tiny_file[1]}", "--out", str(out),
+            "--quiet"]
+    for s in sets:
+        argv += ["--set", s]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_unknown_model_name_in_a_run_is_one_sentence(cache, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--family", "transformer", "--set", "model=smollm9", "--out", str(out),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown model name 'smollm9'" in err and len(err.splitlines()) == 1
+    assert not out.exists()

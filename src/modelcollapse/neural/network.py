@@ -72,18 +72,28 @@ def positions(module) -> int:
     return int(getattr(c, "n_positions", None) or c.max_position_embeddings)
 
 
+def saved(folder: Path | None) -> bool:
+    """Whether ``folder`` holds weights written by :func:`save` (a model or adapters)."""
+    return folder is not None and any((Path(folder) / f).is_file() for f in
+                                      ("model.safetensors", "adapter_model.safetensors"))
+
+
 def n_parameters(module) -> int:
     return int(sum(p.numel() for p in module.parameters()))
 
 
-def save(module, folder: Path) -> Path:
+def save(module, folder: Path, base: str | None = None) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into ``folder`` (atomically: a folder
-    that exists holds complete weights)."""
+    that exists holds complete weights). A LoRA-wrapped module writes its adapters only
+    (``adapter_model.safetensors``) and ``base`` names the checkpoint they sit on."""
     import shutil
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     module.save_pretrained(str(tmp), safe_serialization=True)
+    if base is not None:
+        from ..pretrained.lora import write_base
+        write_base(tmp, base)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     return folder
@@ -92,5 +102,8 @@ def save(module, folder: Path) -> Path:
 def load(folder: Path, device: str):
     """The model saved by :func:`save` in ``folder``, on ``device``, in eval mode."""
     torch, transformers = require()
+    from ..pretrained import lora
+    if lora.is_adapter_folder(folder):
+        return lora.load_adapter(folder, device)
     module = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
     return module.to(device).eval()

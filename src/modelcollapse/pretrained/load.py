@@ -152,6 +152,15 @@ def _plain(model):
     return model
 
 
+def _quiet_unless_tty():
+    import contextlib
+    import io
+    import sys
+    if sys.stderr.isatty():
+        return contextlib.nullcontext()
+    return contextlib.redirect_stderr(io.StringIO())
+
+
 def converted_folder(r: Resolved) -> Path:
     """Where the float conversion of GGUF ``r`` is cached: ``CACHE/<name>/converted`` for a
     known name, ``CACHE/converted/<stem>-<key>`` for any other file (the key hashes its
@@ -186,8 +195,9 @@ def _convert(r: Resolved) -> Resolved:
     except (OSError, ValueError, KeyError, NotImplementedError, RuntimeError, TypeError) as e:
         raise _failed(r, "tokenizer", e) from None
     try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(
-            r.source, dtype=torch.float32, **r.kwargs)
+        with _quiet_unless_tty():   # transformers' per-tensor progress bar, for people only
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                r.source, dtype=torch.float32, **r.kwargs)
     except ImportError as e:
         raise UserError(f"loading {r.spec} needs a package that is missing ({_first_line(e)}): "
                         "pip install 'modelcollapse[torch]'") from None
