@@ -319,3 +319,49 @@ def test_unknown_model_name_in_a_run_is_one_sentence(cache, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "unknown model name 'smollm9'" in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+# -- the real SmolLM2-135M (fetched with `modelcollapse models fetch smollm2-135m`) -------
+def _smollm2():
+    path = fetch.cached("smollm2-135m")
+    if path is None:
+        pytest.skip(f"smollm2-135m is not cached in {fetch.cache_dir()} (modelcollapse models "
+                    f"fetch smollm2-135m)")
+    return path
+
+
+def test_smollm2_loads_and_knows_english():
+    """The fetched file (sha256-checked when fetched) loads as a 134.5M-parameter llama whose
+    zero-shot perplexity on real text is far below a model from scratch (~1,600 on this
+    corpus): a broken dequantization or tokenizer would give thousands."""
+    import numpy as np
+
+    from modelcollapse.neural import score
+    _smollm2()
+    model, tok = load.load_causal_lm("smollm2-135m", device="cpu")
+    assert model.config.model_type == "llama" and model.dtype == torch.float32
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+    text = "The history of the city begins in the twelfth century, when a bridge was built."
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == text
+    ppl = score.perplexity(model, [np.array(ids, dtype=np.int64)], "cpu")
+    assert ppl < 200, ppl
+
+
+@pytest.mark.slow
+def test_smollm2_runs_two_generations_of_the_loop(tmp_path, capsys):
+    """model = smollm2-135m end to end, as small as the loop allows (a few minutes on 2 cores)."""
+    import pandas as pd
+    _smollm2()
+    out = tmp_path / "run"
+    rc = main(["run", "--family", "transformer", "--set", "model=smollm2-135m", "--policy", "mix",
+               "--generations", "2", "--n-samples", "8", "--replicates", "1", "--out", str(out),
+               "--quiet", "--no-plots", "--set", "block_size=32", "--set", "prompt_tokens=16",
+               "--set", "new_tokens=16", "--set", "epochs=1", "--set", "batch_size=4",
+               "--set", "lr=5e-5", "--set", "val_blocks=4", "--set", "eval_tokens=100",
+               "--set", "bleu_docs=4", "--set", "test_share=0.02", "--set", "device=cpu",
+               "--set", "keep_weights=last"])
+    assert rc == 0, capsys.readouterr().err
+    df = pd.read_parquet(out / "metrics.parquet")
+    ppl = df[df.metric == "perplexity_real"].sort_values("generation")["value"].to_numpy()
+    assert len(ppl) == 2 and np.all(ppl < 300), ppl
