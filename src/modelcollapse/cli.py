@@ -61,6 +61,9 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="modelcollapse", description=__doc__.splitlines()[0])
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                   help="import user code that registers families, metrics, policies, curation "
+                        "blocks, overlays or audit signals (repeatable; see examples/plugins)")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a study file or one setting given by flags")
     r.add_argument("study", nargs="?", help="a study TOML file (flags below override it)")
@@ -144,34 +147,45 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_list() -> int:
-    from .metrics import METRICS
-    from .models import FAMILIES
-    from .policies import POLICIES
+    from .catalog import FAMILIES, METRICS, POLICIES
     from .runs.config import LoopParams, fields_of
 
     def params(cls: type) -> str:
         import dataclasses
         return ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls))
 
-    print("families (--family):")
+    from .capabilities import provided, satisfies
+
+    print("families (--family); what applies is derived from each family's capabilities:")
     for name, cls in FAMILIES.items():
         print(f"  {name:<20} {cls.description}")
         print(f"  {'':<20} params: {params(cls.Params)}")
+        print(f"  {'':<20} provides: {', '.join(c.label for c in provided(cls)) or '-'}")
+        pols = [p for p, pcls in POLICIES.items() if satisfies(cls, pcls.requires)]
+        print(f"  {'':<20} policies: {', '.join(pols)}")
+        mets = [m for m, mt in METRICS.items()
+                if mt.implementation(cls) is not None and not mt.policy_requires]
+        print(f"  {'':<20} metrics: {', '.join(mets)}")
     print("\npolicies (--policy):")
     for name, cls in POLICIES.items():
         print(f"  {name:<20} {cls.description}")
         if fields_of(cls.Params):
             print(f"  {'':<20} params: {params(cls.Params)}")
     print(f"\nloop params (--set): {params(LoopParams)} (top_p is an alias of truncation)")
-    print("\nmetrics (direction: which way is better; families):")
+    print("\nmetrics (direction: which way is better; what the family must provide):")
     for name, m in METRICS.items():
-        print(f"  {name:<24} [{m.direction:<6}] {m.description}  ({', '.join(m.families)})")
+        under = (f"; under a policy with {' + '.join(c.label for c in m.policy_requires)}"
+                 if m.policy_requires else "")
+        print(f"  {name:<24} [{m.direction:<6}] {m.description}  ({m.requires}{under})")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.plugin:
+            from . import plugins
+            plugins.add(args.plugin)
         if args.command in ("run", "sweep"):
             return cmd_run(args)
         if args.command == "query":

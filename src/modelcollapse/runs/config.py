@@ -124,9 +124,10 @@ class CellConfig:
         text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    def sub_params(self, cls: type) -> Any:
-        """The parameter dataclass ``cls`` filled from this cell's params."""
-        return cls(**{k: self.params[k] for k in fields_of(cls)})
+    def sub_params(self, cls: type, owner: str = "family") -> Any:
+        """The parameter dataclass ``cls`` of ``owner`` ('family', 'policy' or 'loop') filled
+        from this cell's params; a name two owners declare is stored as 'owner.name'."""
+        return cls(**{k: self.params.get(f"{owner}.{k}", self.params.get(k)) for k in fields_of(cls)})
 
     def to_dict(self) -> dict[str, Any]:
         return {
