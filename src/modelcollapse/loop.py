@@ -231,7 +231,10 @@ def truth_value(cell: CellConfig, metric: str) -> float | None:
     family, _, _, _ = build(cell)
     m = METRICS.get(metric)
     truth = family.truth_model()
-    if truth is None or m.direction != "truth":
+    # "truth" metrics compare with the truth's value; families whose truth is a real data
+    # set (images) give every measured metric a real-vs-real reference line
+    if truth is None or not (m.direction == "truth" or (
+            m.direction != "info" and getattr(truth, "reference_lines", False))):
         return None
     try:
         _check_fingerprint(cell, family)

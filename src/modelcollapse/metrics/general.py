@@ -6,7 +6,8 @@ import numpy as np
 
 from .base import MetricContext, metric
 
-ALL = ("gaussian", "gmm", "kde", "categorical", "linear_regression", "ngram")
+ALL = ("gaussian", "gmm", "kde", "categorical", "linear_regression", "ngram",
+       "vae", "diffusion", "pca_gmm", "image_kde")
 
 
 @metric("real_share", direction="info", families=ALL,
