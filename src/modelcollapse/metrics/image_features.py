@@ -77,12 +77,22 @@ def _train(x: np.ndarray, y: np.ndarray | None, n_classes: int, seed: int) -> Fe
     return FeatureNet(*params, kind="classifier" if classify else "autoencoder", test_score=np.nan)
 
 
+def _one_blas_thread():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:   # the limit is a speed-up only
+        import contextlib
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
 def feature_net(data) -> FeatureNet:
     """The corpus's feature network (an :class:`~modelcollapse.data.images.ImageData`),
     trained on its train split the first time it is asked for."""
     key = (data.record["sha256"], data.record["split"]["seed"], data.record["split"]["test_share"])
     if key not in _CACHE:
-        net = _train(data.train, data.train_labels, len(data.classes), seed=12345)
+        with _one_blas_thread():   # small matrices: threads only contend (8x slower on 2 busy cores)
+            net = _train(data.train, data.train_labels, len(data.classes), seed=12345)
         if net.kind == "classifier":
             net.test_score = float((net.predict(data.test) == data.test_labels).mean())
         else:

@@ -80,7 +80,10 @@ def _features(ctx: MetricContext) -> np.ndarray:
     """(R, n, H) features of the evaluation images (cached per generation)."""
     key = ("img-features", "real" if ctx.train is None else ctx.generation)
     if key not in ctx.cache:
-        ctx.cache[key] = feature_net(ctx.family.data).features(evaluations(ctx))
+        net = feature_net(ctx.family.data)
+        # one product per replicate: a batched (R, n, D) product may round a row differently
+        # depending on R, and results must not depend on the chunk
+        ctx.cache[key] = np.stack([net.features(x) for x in evaluations(ctx)])
     return ctx.cache[key]
 
 

@@ -32,8 +32,9 @@ TIME_DIM = 32
 @dataclass(frozen=True)
 class DiffusionParams(ImageParams):
     """steps: noise levels T. schedule: 'linear' | 'cosine'. hidden: units of the denoiser's
-    two hidden layers. epochs, batch_size, lr: Adam training per generation. Plus the image
-    corpus and metric parameters."""
+    two hidden layers. epochs, batch_size, lr: Adam training per generation (batch_size a
+    multiple of 32 and hidden of 16, the last partial batch dropped: see models/images/batched.py). Plus the
+    image corpus and metric parameters."""
 
     steps: int = 100
     schedule: Literal["linear", "cosine"] = "linear"
@@ -47,6 +48,9 @@ class DiffusionParams(ImageParams):
         for name in ("steps", "hidden", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"params.{name} must be >= 1; got {getattr(self, name)}")
+        if self.batch_size % 32 or self.hidden % 16:
+            raise UserError(f"params.batch_size must be a multiple of 32 and params.hidden of 16 "
+                            f"(bit-identical chunks); got {self.batch_size} and {self.hidden}")
         if not self.lr > 0:
             raise UserError(f"params.lr must be > 0; got {self.lr}")
 
@@ -89,7 +93,7 @@ def train_ddpm(x, p: DiffusionParams, init_gens, batch_rngs, noise_gens):
     abar = torch.from_numpy(np.cumprod(1.0 - betas(p.steps, p.schedule))).float()
     net = batched.init_stacked(init_gens, [D + TIME_DIM, p.hidden, p.hidden, D])
     opt = batched.adam(net, p.lr)
-    steps_per_epoch = -(-N // p.batch_size)
+    steps_per_epoch = N // min(p.batch_size, N)
     last = torch.zeros(R)
     for step, index in enumerate(batched.batch_orders(batch_rngs, N, p.batch_size, p.epochs)):
         x0 = batched.gather(x, index)                                      # (R, b, D)
@@ -104,7 +108,7 @@ def train_ddpm(x, p: DiffusionParams, init_gens, batch_rngs, noise_gens):
         per_replicate.sum().backward()
         opt.step()
         if step >= (p.epochs - 1) * steps_per_epoch:
-            last += per_replicate.detach() * b / N
+            last += per_replicate.detach() / steps_per_epoch
     return batched.detach(net), last.numpy().astype(float)
 
 
@@ -138,14 +142,16 @@ class Diffusion(ImageFamily):
 
     def train(self, data: Samples, previous: DiffusionModels | None, stream: Stream, g: int) -> DiffusionModels:
         torch = _torch()
-        x = torch.from_numpy(np.ascontiguousarray(data.values, dtype=np.float32))
+        x = torch.from_numpy(np.array(data.values, dtype=np.float32))   # a writable copy
         rngs = [stream.seeds.generator(stream.stage, int(r), "batches", g) for r in stream.replicates]
-        net, loss = train_ddpm(x, self.params, torch_generators(stream, "init", g), rngs,
-                               torch_generators(stream, "noise", g))
+        with batched.one_thread():
+            net, loss = train_ddpm(x, self.params, torch_generators(stream, "init", g), rngs,
+                                   torch_generators(stream, "noise", g))
         return DiffusionModels(net, loss, g)
 
     def generate(self, model: DiffusionModels, n: int, generation: int, stream: Stream,
                  sampling: Sampling) -> np.ndarray:
-        return sample_ddpm(model.net, n, self.data.dim, self.params,
-                           torch_generators(stream, "noise", generation),
-                           sampling.temperature, sampling.truncation)
+        with batched.one_thread():   # aligned slices (see batched); the extra rows are dropped
+            return sample_ddpm(model.net, batched.padded(n), self.data.dim, self.params,
+                               torch_generators(stream, "noise", generation),
+                               sampling.temperature, sampling.truncation)[:, :n]

@@ -29,8 +29,9 @@ from .base import ImageFamily, ImageParams, _torch, torch_generators, truncated_
 @dataclass(frozen=True)
 class VAEParams(ImageParams):
     """latent: latent dimensions. hidden: units of the encoder's and decoder's hidden layer.
-    beta: weight of the KL term. epochs, batch_size, lr: Adam training per generation.
-    Plus the image corpus and metric parameters."""
+    beta: weight of the KL term. epochs, batch_size, lr: Adam training per generation
+    (batch_size a multiple of 32 and hidden of 16, the last partial batch of an epoch dropped: see
+    models/images/batched.py). Plus the image corpus and metric parameters."""
 
     latent: int = 8
     hidden: int = 128
@@ -44,6 +45,9 @@ class VAEParams(ImageParams):
         for name in ("latent", "hidden", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"params.{name} must be >= 1; got {getattr(self, name)}")
+        if self.batch_size % 32 or self.hidden % 16:
+            raise UserError(f"params.batch_size must be a multiple of 32 and params.hidden of 16 "
+                            f"(bit-identical chunks); got {self.batch_size} and {self.hidden}")
         if not (self.beta >= 0 and self.lr > 0):
             raise UserError(f"params.beta must be >= 0 and params.lr > 0; got {self.beta}, {self.lr}")
 
@@ -66,7 +70,8 @@ def train_vae(x, p: VAEParams, init_gens, batch_rngs, noise_gens):
     encoder = batched.init_stacked(init_gens, [D, p.hidden, 2 * p.latent])
     decoder = batched.init_stacked(init_gens, [p.latent, p.hidden, D])
     opt = batched.adam(encoder + decoder, p.lr)
-    steps_per_epoch = -(-N // p.batch_size)
+    b = min(p.batch_size, N)
+    steps_per_epoch = N // b
     last = torch.zeros(R)
     for step, index in enumerate(batched.batch_orders(batch_rngs, N, p.batch_size, p.epochs)):
         xb = batched.gather(x, index)                                    # (R, b, D)
@@ -80,7 +85,7 @@ def train_vae(x, p: VAEParams, init_gens, batch_rngs, noise_gens):
         per_replicate.sum().backward()   # a sum of independent losses: each gradient is its own
         opt.step()
         if step >= (p.epochs - 1) * steps_per_epoch:
-            last += per_replicate.detach() * index.shape[1] / N
+            last += per_replicate.detach() / steps_per_epoch
     return batched.detach(decoder), last.numpy().astype(float)
 
 
@@ -92,17 +97,19 @@ class VAE(ImageFamily):
 
     def train(self, data: Samples, previous: VAEModels | None, stream: Stream, g: int) -> VAEModels:
         torch = _torch()
-        x = torch.from_numpy(np.ascontiguousarray(data.values, dtype=np.float32))
+        x = torch.from_numpy(np.array(data.values, dtype=np.float32))   # a writable copy
         rngs = [stream.seeds.generator(stream.stage, int(r), "batches", g) for r in stream.replicates]
-        decoder, loss = train_vae(x, self.params, torch_generators(stream, "init", g), rngs,
-                                  torch_generators(stream, "noise", g))
+        with batched.one_thread():
+            decoder, loss = train_vae(x, self.params, torch_generators(stream, "init", g), rngs,
+                                      torch_generators(stream, "noise", g))
         return VAEModels(decoder, loss, g)
 
     def generate(self, model: VAEModels, n: int, generation: int, stream: Stream,
                  sampling: Sampling) -> np.ndarray:
         torch = _torch()
         gens = torch_generators(stream, "latent", generation)
-        z = torch.stack([truncated_normal(g, (n, self.params.latent), sampling.truncation)
+        rows = batched.padded(n)   # aligned slices (see batched); the extra rows are dropped
+        z = torch.stack([truncated_normal(g, (rows, self.params.latent), sampling.truncation)
                          for g in gens]) * sampling.temperature
-        with torch.no_grad():
-            return torch.sigmoid(batched.mlp(model.decoder, z)).numpy()
+        with torch.no_grad(), batched.one_thread():
+            return torch.sigmoid(batched.mlp(model.decoder, z)).numpy()[:, :n]
