@@ -16,9 +16,7 @@ __version__ = "0.1.0"
 from . import theory  # noqa: E402
 from .api import RunResult, load, make_study, run, run_study  # noqa: E402
 from .errors import UserError  # noqa: E402
-from .metrics import METRICS  # noqa: E402
-from .models import FAMILIES  # noqa: E402
-from .policies import POLICIES  # noqa: E402
+from .catalog import FAMILIES, METRICS, POLICIES  # noqa: E402
 
 __all__ = ["FAMILIES", "METRICS", "POLICIES", "RunResult", "UserError", "load", "make_study",
            "run", "run_study", "theory", "__version__"]

@@ -144,28 +144,36 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_list() -> int:
-    from .metrics import METRICS
-    from .models import FAMILIES
-    from .policies import POLICIES
+    from .catalog import FAMILIES, METRICS, POLICIES
     from .runs.config import LoopParams, fields_of
 
     def params(cls: type) -> str:
         import dataclasses
         return ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls))
 
-    print("families (--family):")
+    from .capabilities import provided, satisfies
+
+    print("families (--family); what applies is derived from each family's capabilities:")
     for name, cls in FAMILIES.items():
         print(f"  {name:<20} {cls.description}")
         print(f"  {'':<20} params: {params(cls.Params)}")
+        print(f"  {'':<20} provides: {', '.join(c.label for c in provided(cls)) or '-'}")
+        pols = [p for p, pcls in POLICIES.items() if satisfies(cls, pcls.requires)]
+        print(f"  {'':<20} policies: {', '.join(pols)}")
+        mets = [m for m, mt in METRICS.items()
+                if mt.implementation(cls) is not None and not mt.policy_requires]
+        print(f"  {'':<20} metrics: {', '.join(mets)}")
     print("\npolicies (--policy):")
     for name, cls in POLICIES.items():
         print(f"  {name:<20} {cls.description}")
         if fields_of(cls.Params):
             print(f"  {'':<20} params: {params(cls.Params)}")
     print(f"\nloop params (--set): {params(LoopParams)} (top_p is an alias of truncation)")
-    print("\nmetrics (direction: which way is better; families):")
+    print("\nmetrics (direction: which way is better; what the family must provide):")
     for name, m in METRICS.items():
-        print(f"  {name:<24} [{m.direction:<6}] {m.description}  ({', '.join(m.families)})")
+        under = (f"; under a policy with {' + '.join(c.label for c in m.policy_requires)}"
+                 if m.policy_requires else "")
+        print(f"  {name:<24} [{m.direction:<6}] {m.description}  ({m.requires}{under})")
     return 0
 
 

@@ -14,13 +14,15 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from .metrics import METRICS, Metric, MetricContext
-from .models import FAMILIES, Family, Sampling
-from .models.base import Streams
-from .policies import POLICIES, Policy, Step
-from .randomness import SeedTree
+from .capabilities import GeneratesImages, GeneratesText, Persistent, RealReference
+from .catalog import FAMILIES, METRICS, POLICIES
 from .errors import UserError
-from .runs.config import CellConfig
+from .metrics import Metric, MetricContext
+from .metrics.state import EvaluationState
+from .models import Family, Sampling
+from .models.base import Streams
+from .policies import Policy, Step
+from .randomness import SeedTree
 
 CHUNK_BYTES = 256 * 2**20  # memory budget for one chunk of replicates
 
@@ -45,7 +47,7 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
         generated documents this way.
     state : where the chains' state is saved after every generation and loaded from at the
         start, so an interrupted run continues at its next unfinished generation (families
-        whose generations are expensive: ``checkpoint_generations``).
+        whose models live on disk: :class:`~modelcollapse.capabilities.Persistent`).
 
     Returns
     -------
@@ -57,14 +59,15 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
     if saved is None:
         streams = Streams(seeds, replicates)
         real = family.real_source(streams, stats)(n_samples, 0)
-        cache: dict = {"seeds": seeds, "sampling": sampling}
+        evaluation = EvaluationState(seeds, sampling)
         start, train, model, history = 0, real, None, real
     else:   # what the generations up to saved["generation"] left, exactly as they left it
-        streams, real, cache = saved["streams"], saved["real"], saved["cache"]
+        streams, real = saved["streams"], saved["real"]
+        evaluation = EvaluationState(seeds, sampling, **saved["evaluation"])
         start, train, model, history = (saved["generation"] + 1, saved["train"],
                                         saved["model"], saved["history"])
         out[:start] = saved["out"]
-        if hasattr(family, "restore"):   # e.g. models that refer to weight files
+        if isinstance(family, Persistent):   # models that refer to weight files
             family.restore(saved)
         if on_generation is not None:
             for _ in range(start):
@@ -76,7 +79,7 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
         model = family.fit(train, model, streams["fit"])
 
         # 2. Measure it against the truth.
-        ctx = MetricContext(family, model, train, g, n_samples, cache)
+        ctx = MetricContext(family, model, train, g, n_samples, evaluation)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore", under="ignore"):
             for i, metric in enumerate(metrics):
                 out[g, i] = metric.fn(ctx)
@@ -99,7 +102,7 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
                                        streams["policy"], family, model, sampling))
         if state is not None:
             state.save({"generation": g, "out": out[:g + 1], "streams": streams, "real": real,
-                        "cache": cache, "train": train, "model": model, "history": history})
+                        "evaluation": evaluation.saved(), "train": train, "model": model, "history": history})
 
     _check_finite_or_inf(out, metrics)
     return out
@@ -119,7 +122,23 @@ def _check_finite_or_inf(values: np.ndarray, metrics: Sequence[Metric]) -> None:
             f"generations); use fewer generations or a milder setting")
 
 
-def chunk_size(cell: CellConfig, family: Family, policy: Policy) -> int:
+class Cell(Protocol):
+    """What the loop reads of a resolved cell (the study layer's CellConfig is one)."""
+
+    key: str
+    seed: int
+    n_samples: int
+    generations: int
+    replicates: int
+    metrics: tuple[str, ...]
+    family: str
+    policy: str
+    params: dict[str, Any]
+
+    def sub_params(self, cls: type) -> Any: ...
+
+
+def chunk_size(cell: Cell, family: Family, policy: Policy) -> int:
     """Replicates per chunk: the configured value, or as many as fit the memory budget."""
     if cell.params["chunk_size"]:
         return int(cell.params["chunk_size"])
@@ -127,7 +146,7 @@ def chunk_size(cell: CellConfig, family: Family, policy: Policy) -> int:
     return int(max(1, min(cell.replicates, CHUNK_BYTES // max(1, per_replicate))))
 
 
-def build(cell: CellConfig) -> tuple[Family, Policy, Sampling, list[Metric]]:
+def build(cell: Cell) -> tuple[Family, Policy, Sampling, list[Metric]]:
     """The family, policy, sampling and metric objects of a resolved cell."""
     p = cell.params
     fam_cls, pol_cls = FAMILIES.get(cell.family), POLICIES.get(cell.policy)
@@ -160,7 +179,7 @@ class Checkpoint(Protocol):
     def models(self) -> Any: ...
 
 
-def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = None,
+def run_cell(cell: Cell, on_generation: Callable[[int], None] | None = None,
              checkpoint: Checkpoint | None = None) -> pd.DataFrame:
     """Simulate one cell in chunks of replicates and return its tidy metrics table.
 
@@ -171,8 +190,10 @@ def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = Non
     """
     family, policy, sampling, metrics = build(cell)
     _check_fingerprint(cell, family)
-    if checkpoint is not None and hasattr(family, "attach"):   # where a family keeps weights
+    if checkpoint is not None and isinstance(family, Persistent):   # where it keeps weights
         family.attach(checkpoint.models)
+    if checkpoint is not None and isinstance(family, GeneratesImages):   # sample grids
+        family.attach_grids(checkpoint.models.parent / "grids")
     seeds = SeedTree(cell.seed, cell.key)
     size = chunk_size(cell, family, policy)
     values = np.empty((cell.generations, len(metrics), cell.replicates))
@@ -185,9 +206,9 @@ def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = Non
                 on_generation((hi - lo) * cell.generations)
             continue
         keep = state = None   # text families' generated documents go to the checkpoint's folder
-        if checkpoint is not None and hasattr(family, "render"):
+        if checkpoint is not None and isinstance(family, GeneratesText):
             keep = functools.partial(_keep_samples, checkpoint, family, lo, hi)
-        if checkpoint is not None and getattr(family, "checkpoint_generations", False):
+        if checkpoint is not None and isinstance(family, Persistent):
             state = checkpoint.chain_state(lo, hi)
         values[:, :, lo:hi] = simulate(family, policy, sampling, metrics, cell.n_samples,
                                        cell.generations, seeds, np.arange(lo, hi),
@@ -203,9 +224,9 @@ def _keep_samples(checkpoint: Checkpoint, family: Family, lo: int, hi: int, gene
     checkpoint.save_samples(generation, lo, hi, family.render(batch))
 
 
-def _check_fingerprint(cell: CellConfig, family: Family) -> None:
+def _check_fingerprint(cell: Cell, family: Family) -> None:
     """A corpus edited after the study was resolved would mix two corpora under one key."""
-    for key, value in getattr(family, "fingerprint", dict)().items():
+    for key, value in family.fingerprint().items():
         if cell.params.get(key, value) != value:
             raise UserError(f"the corpus of cell {cell.key} changed after the study was "
                             f"resolved ({key} differs); run the study again into a new folder")
@@ -225,7 +246,7 @@ def tidy(values: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
     return df[df["value"].notna()].reset_index(drop=True) if np.isnan(values).any() else df
 
 
-def truth_value(cell: CellConfig, metric: str) -> float | None:
+def truth_value(cell: Cell, metric: str) -> float | None:
     """The metric evaluated on the true distribution (a reference line), if meaningful
     (None when not, or when a text family's corpus is gone or no longer the one that ran)."""
     family, _, _, _ = build(cell)
@@ -234,11 +255,12 @@ def truth_value(cell: CellConfig, metric: str) -> float | None:
     # "truth" metrics compare with the truth's value; families whose truth is a real data
     # set (images) give every measured metric a real-vs-real reference line
     if truth is None or not (m.direction == "truth" or (
-            m.direction != "info" and getattr(truth, "reference_lines", False))):
+            m.direction != "info" and isinstance(family, RealReference))):
         return None
     try:
         _check_fingerprint(cell, family)
     except UserError:
         return None
-    ctx = MetricContext(family, truth, None, 0, cell.n_samples, {"seeds": SeedTree(cell.seed, cell.key)})
+    ctx = MetricContext(family, truth, None, 0, cell.n_samples,
+                        EvaluationState(SeedTree(cell.seed, cell.key)))
     return float(m.fn(ctx)[0])

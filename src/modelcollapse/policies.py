@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from .capabilities import Capability, describe, satisfies
 from .errors import UserError
 from .randomness import Stream
 from .registry import Registry
@@ -53,9 +54,17 @@ class Policy(ABC):
     Params: ClassVar[type] = NoParams
     needs_samples: ClassVar[bool] = False
     keeps_history: ClassVar[bool] = False  # the loop keeps all data so far in Step.history
+    requires: ClassVar[tuple[type[Capability], ...]] = ()   # what the family must provide
 
     def __init__(self, params: Any) -> None:
         self.params = params
+
+    def check_family(self, family: Any) -> None:
+        """Raise UserError, before anything runs or is written, when ``family`` lacks what
+        this policy (with its params) needs. Subclasses extend it for their settings."""
+        if not satisfies(family, self.requires):
+            raise UserError(f"policy {self.name} needs a family with {describe(self.requires)}; "
+                            f"family {family.name} has none")
 
     def synthetic_size(self, n_samples: int) -> int:
         """How many synthetic data the model samples per generation."""
@@ -184,6 +193,3 @@ class Mix(Policy):
             return real
         return real.concat(step.synthetic)
 
-
-from .curation import policies as _curation_policies  # noqa: E402,F401  (registration)
-from .curation import verified as _verified  # noqa: E402,F401  (registration)

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..capabilities import GeneratesImages
 from ..randomness import SHARED, Stream
 from .base import MetricContext, metric
 from .image_features import feature_net
 
-IMAGES = ("vae", "diffusion", "pca_gmm", "image_kde")
-TORCH_IMAGES = ("vae", "diffusion")
+IMAGES = (GeneratesImages,)
 
 
 def _labeled(params) -> bool:
@@ -45,46 +45,58 @@ def _labeled(params) -> bool:
                        folder_stamp(p.corpus)).labeled
 
 
+def _trained(params) -> bool:
+    """Families trained by gradient descent (vae, diffusion) report their training loss."""
+    return params.trained
+
+
+def _memo(ctx: MetricContext) -> dict:
+    """This module's memo in the chunk's evaluation state (recomputable from the seeds)."""
+    return ctx.state.extra.setdefault("images", {})
+
+
 def evaluations(ctx: MetricContext) -> np.ndarray:
     """(R, n_eval, D) generated images of this generation (cached), or (1, n_eval, D) real
     train images for the truth (the real-vs-real reference)."""
     from ..models.images.base import RealImages
-    family, seeds = ctx.family, ctx.cache["seeds"]
+    family, seeds, memo = ctx.family, ctx.state.seeds, _memo(ctx)
     n = family.n_eval
     if isinstance(ctx.model, RealImages):
         key = ("img-eval", "real")
-        if key not in ctx.cache:
+        if key not in memo:
             train = family.data.train
             rng = seeds.generator("evaluate", SHARED, "real-images")
             pick = np.sort(rng.choice(len(train), min(n, len(train)), replace=False))
-            ctx.cache[key] = train[pick][None]
-        return ctx.cache[key]
+            memo[key] = train[pick][None]
+        return memo[key]
     key = ("img-eval", ctx.generation)
-    if key not in ctx.cache:
-        for old in [k for k in ctx.cache if isinstance(k, tuple) and k[0] == "img-eval" and k[1] != "real"]:
-            del ctx.cache[old]   # one generation's images at a time
+    if key not in memo:
+        for old in [k for k in memo if isinstance(k, tuple) and k[0] == "img-eval" and k[1] != "real"]:
+            del memo[old]   # one generation's images at a time
         stream = Stream(seeds, "evaluate", ctx.model.replicates)
-        images = family.images(ctx.model, n, ctx.generation, stream, ctx.cache["sampling"])
+        images = family.images(ctx.model, n, ctx.generation, stream, ctx.state.sampling)
         family.record_grid(ctx.generation, ctx.model.replicates, images)
-        ctx.cache[key] = images
-    return ctx.cache[key]
+        memo[key] = images
+    return memo[key]
 
 
 def _real_features(ctx: MetricContext) -> np.ndarray:
-    if "img-real-features" not in ctx.cache:
-        ctx.cache["img-real-features"] = feature_net(ctx.family.data).features(ctx.family.data.test)
-    return ctx.cache["img-real-features"]
+    memo = _memo(ctx)
+    if "img-real-features" not in memo:
+        memo["img-real-features"] = feature_net(ctx.family.data).features(ctx.family.data.test)
+    return memo["img-real-features"]
 
 
 def _features(ctx: MetricContext) -> np.ndarray:
     """(R, n, H) features of the evaluation images (cached per generation)."""
+    memo = _memo(ctx)
     key = ("img-features", "real" if ctx.train is None else ctx.generation)
-    if key not in ctx.cache:
+    if key not in memo:
         net = feature_net(ctx.family.data)
         # one product per replicate: a batched (R, n, D) product may round a row differently
         # depending on R, and results must not depend on the chunk
-        ctx.cache[key] = np.stack([net.features(x) for x in evaluations(ctx)])
-    return ctx.cache[key]
+        memo[key] = np.stack([net.features(x) for x in evaluations(ctx)])
+    return memo[key]
 
 
 # -- pure functions (tested against their known answers and the prdc package) -------------
@@ -131,7 +143,7 @@ def entropy_nats(shares: np.ndarray) -> float:
 
 
 # -- registered metrics -------------------------------------------------------------------
-@metric("fid", direction="lower", families=IMAGES,
+@metric("fid", direction="lower", requires=IMAGES,
         description="Fréchet distance to the real test images in the features of a classifier "
                     "trained on the real train images (an autoencoder's code without labels)")
 def fid(ctx: MetricContext) -> np.ndarray:
@@ -140,15 +152,16 @@ def fid(ctx: MetricContext) -> np.ndarray:
 
 
 def _prdc_all(ctx: MetricContext) -> list[dict[str, float]]:
+    memo = _memo(ctx)
     key = ("img-prdc", "real" if ctx.train is None else ctx.generation)
-    if key not in ctx.cache:
+    if key not in memo:
         real, k = _real_features(ctx), ctx.family.params.nn_k
-        ctx.cache[key] = [prdc(real, f, k) for f in _features(ctx)]
-    return ctx.cache[key]
+        memo[key] = [prdc(real, f, k) for f in _features(ctx)]
+    return memo[key]
 
 
 def _prdc_metric(name: str, text: str):
-    @metric(name, direction="higher", families=IMAGES, description=text)
+    @metric(name, direction="higher", requires=IMAGES, description=text)
     def fn(ctx: MetricContext) -> np.ndarray:
         return np.array([d[name] for d in _prdc_all(ctx)])
     return fn
@@ -170,13 +183,13 @@ def _shares(ctx: MetricContext) -> np.ndarray:
     return np.stack([class_shares(net.predict(x), len(data.classes)) for x in evaluations(ctx)])
 
 
-@metric("class_entropy", direction="truth", families=IMAGES, applies=_labeled,
+@metric("class_entropy", direction="truth", requires=IMAGES, applies=_labeled,
         description="entropy (nats) of the predicted class shares of the generated images")
 def class_entropy(ctx: MetricContext) -> np.ndarray:
     return np.array([entropy_nats(s) for s in _shares(ctx)])
 
 
-@metric("class_share_max", direction="truth", families=IMAGES, applies=_labeled,
+@metric("class_share_max", direction="truth", requires=IMAGES, applies=_labeled,
         description="largest predicted class share of the generated images (bias amplification)")
 def class_share_max(ctx: MetricContext) -> np.ndarray:
     return _shares(ctx).max(axis=1)
@@ -188,28 +201,28 @@ def _nearest_train(x: np.ndarray, train: np.ndarray, block: int = 2048) -> np.nd
                                    for i in range(0, len(x), block)]))
 
 
-@metric("memorization", direction="lower", families=IMAGES,
+@metric("memorization", direction="lower", requires=IMAGES,
         description="share of generated images nearer a real train image than the "
                     "memorization_quantile of real test images are")
 def memorization(ctx: MetricContext) -> np.ndarray:
     from ..models.images.base import RealImages
-    data = ctx.family.data
-    if "img-memo-threshold" not in ctx.cache:
-        ctx.cache["img-memo-threshold"] = np.quantile(
+    data, memo = ctx.family.data, _memo(ctx)
+    if "img-memo-threshold" not in memo:
+        memo["img-memo-threshold"] = np.quantile(
             _nearest_train(data.test, data.train), ctx.family.params.memorization_quantile)
-    t = ctx.cache["img-memo-threshold"]
+    t = memo["img-memo-threshold"]
     if isinstance(ctx.model, RealImages):   # unseen real images: the quantile, by construction
         return np.array([(_nearest_train(data.test, data.train) < t).mean()])
     return np.array([(_nearest_train(x, data.train) < t).mean() for x in evaluations(ctx)])
 
 
-@metric("pixel_variance", direction="truth", families=IMAGES,
+@metric("pixel_variance", direction="truth", requires=IMAGES,
         description="per-pixel variance across the generated images, averaged over pixels")
 def pixel_variance(ctx: MetricContext) -> np.ndarray:
     return evaluations(ctx).var(axis=1).mean(axis=1)
 
 
-@metric("train_loss", direction="info", families=TORCH_IMAGES,
+@metric("train_loss", direction="info", requires=IMAGES, applies=_trained,
         description="the last epoch's mean training loss (vae: negative ELBO per image, nats; "
                     "diffusion: noise-prediction MSE)")
 def train_loss(ctx: MetricContext) -> np.ndarray:

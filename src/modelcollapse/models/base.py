@@ -128,6 +128,21 @@ class Family(ABC):
         """The true distribution as a one-replicate model, for reference lines."""
         return None
 
+    # -- what the store and the report ask of every family (defaults: nothing to say) --------
+    def fingerprint(self) -> dict[str, Any]:
+        """Values that identify the family's data beyond its params (a corpus's hash), so
+        new content is a new cell; stored with the cell's params."""
+        return {}
+
+    def describe_data(self) -> dict | None:
+        """The data's provenance for the run's manifest (corpus, splits, tokenizer), or None."""
+        return None
+
+    def render(self, batch: Any) -> list[list[str]] | None:
+        """Synthetic data as text per replicate, when the run folder keeps samples (text
+        families); None: nothing to keep."""
+        return None
+
 
 FAMILIES: Registry[type[Family]] = Registry("family")
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..capabilities import HasCoefficients
 from ..errors import UserError
 from ..provenance import REAL, SYNTHETIC, Samples
 from ..randomness import Stream
@@ -72,7 +73,7 @@ class DesignRows(Samples):
 
 
 @register
-class LinearRegression(Family):
+class LinearRegression(Family, HasCoefficients):
     name = "linear_regression"
     description = "least squares on a fixed Gaussian design with fresh label noise (Gerstgrasser et al. 2024)"
     Params = RegressionParams

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..capabilities import RefitsOnDocuments, Watermarks
 from ..errors import UserError
 from ..lm import NGramLM
 from ..lm import decode
@@ -177,7 +178,7 @@ class NGramModels:
 
 
 @register
-class NGram(TextFamily):
+class NGram(TextFamily, Watermarks, RefitsOnDocuments):
     name = "ngram"
     description = "n-gram language model (order 1-6, Kneser-Ney) on a real corpus: the text collapse loop"
     Params = NGramParams

@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..capabilities import Persistent, ScoresSequences, TrainsWithValidation
 from ..errors import UserError
 from ..provenance import Documents
 from ..randomness import Stream
@@ -218,12 +219,11 @@ class TransformerModels:
 
 
 @register
-class Transformer(TextFamily):
+class Transformer(TextFamily, ScoresSequences, TrainsWithValidation, Persistent):
     name = "transformer"
     description = ("causal transformer LM (GPT-2-style from scratch, or a checkpoint to "
                    "fine-tune) on a real corpus: the Shumailov et al. protocol")
     Params = TransformerParams
-    checkpoint_generations = True  # a generation costs minutes: the loop saves state after each
 
     def __init__(self, params: TransformerParams, n_samples: int) -> None:
         super().__init__(params, n_samples)
@@ -293,7 +293,8 @@ class Transformer(TextFamily):
         """Point the models of a saved chain state at this run's weights and device (the
         state holds their folders relative to the models folder, so a moved run folder or
         another machine resumes)."""
-        lms = list(state["model"].lms) + list(state["cache"].get("gen0-lms", []))
+        gen0 = state["evaluation"]["gen0"]
+        lms = list(state["model"].lms) + (list(gen0.lms) if gen0 is not None else [])
         for lm in lms:
             lm.rebind(self.folder, self.device)
 

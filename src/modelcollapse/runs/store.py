@@ -146,12 +146,13 @@ def manifest(study: Study) -> dict[str, Any]:
 
 def _data_records(study: Study) -> dict[str, Any]:
     """Per text cell, where its corpus came from and how it was split and tokenized."""
-    from ..models import FAMILIES
+    from ..catalog import FAMILIES
     out = {}
     for cell in study.cells:
         cls = FAMILIES.get(cell.family)
-        if hasattr(cls, "describe_data"):
-            out[cell.key] = cls(cell.sub_params(cls.Params), cell.n_samples).describe_data()
+        record = cls(cell.sub_params(cls.Params), cell.n_samples).describe_data()
+        if record is not None:
+            out[cell.key] = record
     return out
 
 

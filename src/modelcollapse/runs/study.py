@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError, closest
-from ..metrics import METRICS
-from ..models import FAMILIES, Sampling
-from ..policies import POLICIES
+from ..catalog import FAMILIES, METRICS, POLICIES
+from ..models import Sampling
 from .config import CellConfig, LoopParams, coerce, fields_of, make_params
 
 TOP_KEYS = ("name", "family", "policy", "n_samples", "generations", "replicates", "seed",
@@ -150,9 +149,10 @@ def parse_study(mapping: dict[str, Any], where: str = "", name: str = "run") -> 
     if wanted is not None:
         for metric in wanted:
             if not any(metric in c.metrics for c in cells.values()):
-                fams = ", ".join(METRICS.get(metric).families)
+                mt = METRICS.get(metric)
+                fams = ", ".join(n for n, cls in FAMILIES.items() if mt.implementation(cls)) or "none"
                 raise UserError(f"{where}metric '{metric}' applies to none of the cells "
-                                f"(it applies to: {fams})")
+                                f"(it needs a family with {mt.requires}: {fams})")
     study_cells = list(cells.values())
     varying = [k for k in names if len({_axis_value(c, k) for c in study_cells}) > 1]
     return Study(str(m.get("name", name)), seed, study_cells, varying)
@@ -199,11 +199,10 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
     except UserError as e:
         raise UserError(f"{where}{e}") from None
     policy = pol_cls(pol)
-    if hasattr(policy, "check_family"):  # a policy that needs a kind of family says so here
-        try:
-            policy.check_family(family)
-        except UserError as e:
-            raise UserError(f"{where}{e}") from None
+    try:
+        policy.check_family(family)   # a policy that needs a kind of family says so here
+    except UserError as e:
+        raise UserError(f"{where}{e}") from None
     sampling = Sampling(loop.temperature, loop.truncation)
     sizes = [n_samples, policy.synthetic_size(n_samples), policy.real_size(n_samples)]
     stats_possible = (family.stats_supported(sampling, min(s for s in sizes if s > 0))
@@ -212,10 +211,9 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
         raise UserError(f"{where}params.sufficient_stats = true is not possible for family "
                         f"{family_name} with policy {policy_name} and this sampling; use 'auto'")
     flat = {**asdict(fam), **asdict(pol), **asdict(loop)}
-    if hasattr(family, "fingerprint"):  # e.g. a corpus's hash: new content, new cell
-        flat.update(family.fingerprint())
+    flat.update(family.fingerprint())   # e.g. a corpus's hash: new content, new cell
     flat["sufficient_stats"] = bool(stats_possible and loop.sufficient_stats is not False)
-    metrics = tuple(n for n, mt in METRICS.items() if mt.applies_to(family_name, fam, policy_name)
+    metrics = tuple(n for n, mt in METRICS.items() if mt.applies_to(family, fam, policy)
                     and (wanted is None or n in wanted))
     need = 8 * generations * len(metrics) * replicates
     if need > RESULT_BYTES:

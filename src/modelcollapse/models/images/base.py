@@ -20,10 +20,11 @@ import functools
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from ...capabilities import GeneratesImages, RealReference
 from ...errors import UserError
 from ...provenance import REAL, SYNTHETIC, Samples, random_subset
 from ...randomness import Stream
@@ -48,6 +49,7 @@ class ImageParams:
     n_eval: int = 0
     nn_k: int = 5
     memorization_quantile: float = 0.05
+    trained: ClassVar[bool] = False   # trained by gradient descent (reports train_loss)
 
     def __post_init__(self) -> None:
         if self.n_eval < 0 or self.n_eval == 1:
@@ -62,7 +64,6 @@ class RealImages:
     """The truth as a 'model': its images are real ones (the real-vs-real reference lines)."""
 
     replicates = np.zeros(1, dtype=np.int64)
-    reference_lines = True   # every image metric has a real-vs-real value worth drawing
 
 
 def truncated_normal(gen: Any, shape: tuple[int, ...], truncation: float) -> Any:
@@ -118,7 +119,7 @@ class ImageModels:
     generation: int
 
 
-class ImageFamily(Family):
+class ImageFamily(Family, GeneratesImages, RealReference):
     """The shared half of an image family; subclasses implement ``fit`` and ``generate``."""
 
     default_n_samples = 0   # the train split's size
@@ -199,10 +200,9 @@ class ImageFamily(Family):
         """(R, n, h*w) images from ``model`` (any range; ``images`` clips them)."""
 
     # -- grids -----------------------------------------------------------------------------
-    def attach(self, folder: Path) -> None:
-        """Per-generation sample grids go to the cell's ``grids/`` folder (next to the
-        ``models`` folder the run store hands every family)."""
-        self.grids = Path(folder).parent / "grids"
+    def attach_grids(self, folder: Path) -> None:
+        """Per-generation sample grids go to ``folder`` (the cell's ``grids/``)."""
+        self.grids = Path(folder)
 
     def record_grid(self, generation: int, replicates: np.ndarray, images: np.ndarray) -> None:
         """Write ``grids/gen-<g>.png`` from replicate 0's first 64 evaluation images (the chunk

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -42,6 +42,7 @@ class DiffusionParams(ImageParams):
     epochs: int = 200
     batch_size: int = 128
     lr: float = 1e-3
+    trained: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

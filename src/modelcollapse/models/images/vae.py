@@ -15,6 +15,7 @@ metrics and sample grids are what a run keeps.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -39,6 +40,7 @@ class VAEParams(ImageParams):
     epochs: int = 30
     batch_size: int = 64
     lr: float = 1e-3
+    trained: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
