@@ -33,7 +33,8 @@ OVERVIEW = {"gaussian": ["variance", "cov_trace", "kl_to_truth", "tail_mass"],
             "linear_regression": ["test_error"],
             "ngram": ["perplexity_real", "tail_coverage", "vocab_size"],
             "transformer": ["perplexity_real", "perplexity_gen0", "tail_coverage"],
-            "labels": ["error_rate", "train_error"]}
+            "labels": ["error_rate", "train_error"],
+            **dict.fromkeys(("vae", "diffusion", "pca_gmm", "image_kde"), ["fid", "recall", "class_share_max"])}
 PANELS_PER_FAMILY = 3
 
 
