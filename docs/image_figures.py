@@ -64,7 +64,7 @@ def chains(ax, df, metric: str, ref: float | None = None) -> None:
 
 def reference(run: str, metric: str) -> float | None:
     """The metric's real-vs-real value (the same for every cell of a run on one corpus)."""
-    from modelcollapse.loop import truth_value
+    from modelcollapse.report.truth import truth_value
     from modelcollapse.runs.store import RunStore
     return truth_value(RunStore(RUNS / run).read_study().cells[0], metric)
 

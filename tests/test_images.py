@@ -69,7 +69,7 @@ def test_real_vs_real_reference_values():
     """The truth's values are the real-vs-real lines: FID small, precision and recall high,
     memorization at its quantile, class entropy near log(10)."""
     from modelcollapse.api import make_study
-    from modelcollapse.loop import truth_value
+    from modelcollapse.report.truth import truth_value
     cell = make_study(family="pca_gmm", generations=1, replicates=1).cells[0]
     ref = {m: truth_value(cell, m) for m in ("fid", "precision", "recall", "memorization",
                                                "class_entropy", "pixel_variance", "train_loss")}
