@@ -44,7 +44,9 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--seed", type=int, help="study seed")
     r.add_argument("--metrics", help="comma-separated metric names (default: all that apply)")
     r.add_argument("--corpus", help="text families: 'embedded' (default), a file or glob "
-                   "(.txt/.jsonl/.csv/.parquet, .gz/.zst), or hf:NAME[:CONFIG]")
+                   "(.txt/.jsonl/.csv/.parquet, .gz/.zst), or hf:NAME[:CONFIG]; image "
+                   "families: 'digits' (default), a folder of PNG/JPEG images (one subfolder "
+                   "per class) or hf:NAME")
     r.add_argument("--text-field", help="text families: the field holding the text in "
                    ".jsonl/.csv/.parquet/hf records (default: text)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
