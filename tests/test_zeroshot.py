@@ -94,3 +94,22 @@ def test_generation_is_per_document_and_cached(lm, tmp_path):
     again = ai_reference(model, tok, docs, s, "tiny", folder=tmp_path,
                          progress=lambda *x: calls.append(x))
     assert again == a and calls == []   # all from the cache
+
+
+def test_zeroshot_curation_block(lm):
+    from modelcollapse.curation import DETECTORS, Batch, ZeroShotDetector
+    from modelcollapse.provenance import REAL, SYNTHETIC
+    model, tok = lm
+    assert DETECTORS.get("zeroshot") is ZeroShotDetector
+    vocab = tok.get_vocab()
+    inv = {i: w for w, i in vocab.items()}
+    det = ZeroShotDetector((model, tok), target_fpr=0.1,
+                           decode=lambda ids: " ".join(inv[int(i)] for i in ids))
+    docs = [np.asarray(tok(t, add_special_tokens=False)["input_ids"]) for t in TEXTS]
+    det.fit(docs[:30])
+    batch = Batch(docs[30:], np.array([REAL] * 5 + [SYNTHETIC] * 5), np.zeros(10))
+    decision = det(batch, np.random.default_rng(0))
+    scores = det.score_texts(TEXTS[30:])
+    np.testing.assert_array_equal(decision.flagged, scores > det.threshold_.high)
+    with pytest.raises(Exception, match="performer"):
+        ZeroShotDetector((model, tok), criterion="binoculars")

@@ -20,6 +20,9 @@ def tiny_lm(texts, seed: int = 0, hidden: int = 32, layers: int = 2, chat: bool 
                                   bos_token="<s>", eos_token="</s>")
     if chat:
         tok.chat_template = CHAT
+    # one thread: on a shared CPU the many small operations of a tiny model otherwise wait
+    # on the thread pool far longer than they compute
+    torch.set_num_threads(1)
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=hidden, intermediate_size=2 * hidden,
                       num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,

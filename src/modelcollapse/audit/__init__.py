@@ -106,6 +106,8 @@ from .verdicts import RULES
 # The built-in signals register themselves (rules, definitions, order) on import; every
 # path into the audit goes through this package, so RULES is complete once it is imported.
 importlib.import_module(f"{__name__}.builtin")
+importlib.import_module(f"{__name__}.lmsignals")
+importlib.import_module(f"{__name__}.shift")
 
 __all__ = ["audit", "write_audit", "AuditSettings", "AuditResult", "CandidateAudit", "Signal", "RULES",
            "SCHEMA_VERSION"]

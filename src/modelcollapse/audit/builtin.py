@@ -78,8 +78,11 @@ def _ai_share(ctx: Context):
     # the AI-share bootstrap draws from the sampled documents that were scored
     sample = [d for t, d in zip(ctx.cand_pool.texts, ctx.ref.vocab.encode(ctx.cand_pool.tokens))
               if t not in ctx.ref.model_texts]
+    # Judged only when the AI reference can stand for LLM text: written by a language model
+    # or supplied by the user; the trigram-written default cannot (lmsignals' caveat).
+    judged = bool(ctx.ref.ai_record) or ctx.settings.ai_reference is not None
     return counted.ai_share(ctx.tally, ctx.ref, sample, ctx.rng("ai_share"),
-                            ctx.settings.n_boot)
+                            ctx.settings.n_boot, judged=judged)
 
 
 @signal("watermark_hit_rate",

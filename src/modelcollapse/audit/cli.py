@@ -46,6 +46,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--watermark-gamma", type=float, default=0.25, help="green-list share")
     p.add_argument("--watermark-context", type=int, default=1,
                    help="tokens hashed into the green list")
+    p.add_argument("--scores", metavar="FILE",
+                   help="write one row per candidate document (.parquet or .jsonl): its "
+                        "0-based index, every detector score, whether it is flagged, the "
+                        "occurrence log-likelihood ratio")
     p.add_argument("--executor", default="local",
                    help="audit the candidates in parallel: local (process pool) or ray")
     p.add_argument("--workers", type=int, default=1, help="parallel candidates (default 1)")
@@ -69,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from .calibration import run as calibrate
     from .core import audit
-    from .output import write_audit
+    from .output import check_scores_path, write_audit, write_scores
 
     out = args.out or DEFAULT_OUT
     if args.calibrate:
@@ -91,6 +95,8 @@ def _run(args: argparse.Namespace) -> int:
     if not args.reference:
         raise UserError("give the human reference with --reference HUMAN (a file, glob, "
                         "'embedded' or hf:NAME)")
+    if args.scores:
+        check_scores_path(args.scores)
     watermark = None
     if args.watermark_key is not None:
         from ..curation import Watermark
@@ -100,6 +106,8 @@ def _run(args: argparse.Namespace) -> int:
                    settings=from_arguments(args, watermark=watermark),
                    executor=args.executor, workers=args.workers, address=args.address)
     paths = write_audit(result, out, args.format, overwrite=args.overwrite)
+    if args.scores:
+        paths.append(write_scores(result, args.scores))
     for cand in result.candidates:
         worst = [n for n, s in cand.all_signals().items() if s.verdict != "ok"]
         _say(args, f"{cand.name}: {cand.verdict}"

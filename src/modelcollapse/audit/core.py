@@ -17,7 +17,7 @@ from ..curation import WatermarkDetector
 from ..data import Vocabulary, read_documents
 from ..errors import UserError
 from ..randomness import SeedTree
-from . import counted, lexical, registry
+from . import counted, lexical, machine, registry
 from .reference import Reference, prepare_reference
 from .result import EXAMPLE_CHARS, N_EXAMPLES, AuditResult, CandidateAudit
 from .settings import AuditSettings
@@ -106,11 +106,14 @@ def audit(candidates: Sequence[str] | str, reference: str, *,
     elif options:
         raise UserError("give the audit options either as keywords or as settings, not both")
     text_field, watermark = settings.text_field, settings.watermark
-    if settings.uses_lm:   # wired in the next commit (zero-shot LM signals)
-        raise UserError("the language-model options are not available in this build yet")
     for spec in specs:   # unusable candidates fail now, before the reference is modelled
         _first_document(spec, text_field)
-    ref = prepare_reference(reference, text_field=text_field,
+    def write_ai(model_texts: list[str]):
+        rng = np.random.default_rng(SeedTree(settings.seed, "audit").sequence("ai-writer"))
+        return machine.generated_ai_texts(model_texts, settings, rng)
+
+    writer = write_ai if settings.ai_generator and settings.ai_reference is None else None
+    ref = prepare_reference(reference, text_field=text_field, ai_writer=writer,
                             ai_reference=settings.ai_reference,
                             target_fpr=settings.target_fpr,
                             detector_side=settings.detector_side, seed=settings.seed,
@@ -120,13 +123,24 @@ def audit(candidates: Sequence[str] | str, reference: str, *,
         wm = WatermarkDetector(watermark, WATERMARK_Z)
         if watermark_vocabulary is None:
             watermark_vocabulary = _watermark_vocabulary(reference, text_field)
-    return audit_prepared(specs, ref, settings, wm, watermark_vocabulary, runner)
+    return audit_prepared(specs, ref, settings, wm, watermark_vocabulary, runner,
+                          prepare_lm(ref, settings))
+
+
+def prepare_lm(ref: Reference, settings: AuditSettings) -> machine.MachineReference | None:
+    """The calibrated zero-shot detectors of ``settings``' language models (None without)."""
+    scorer = machine.load_scorer(settings)
+    if scorer is None:
+        return None
+    rng = np.random.default_rng(SeedTree(settings.seed, "audit").sequence("lm-calibration"))
+    return machine.prepare_machine(scorer, ref.heldout_texts, ref.ai_texts,
+                                   settings.target_fpr, rng)
 
 
 def audit_prepared(specs: list[str], ref: Reference, settings: AuditSettings,
                    watermark: WatermarkDetector | None = None,
                    watermark_vocabulary: Vocabulary | None = None,
-                   runner=None) -> AuditResult:
+                   runner=None, lm: machine.MachineReference | None = None) -> AuditResult:
     """The audit of candidates against an already prepared reference (``settings`` as
     :func:`audit_settings` makes them); the calibration study uses it to share one
     reference. ``runner``: a sweep executor (default: this process) that audits the
@@ -138,9 +152,10 @@ def audit_prepared(specs: list[str], ref: Reference, settings: AuditSettings,
     if runner is None:
         from ..sweep.executors import LocalExecutor
         runner = LocalExecutor(1)
-    shared = (ref, ref_pool, settings, seeds, watermark, watermark_vocabulary)
+    shared = (ref, ref_pool, settings, seeds, watermark, watermark_vocabulary, lm)
     results = runner.map(_audit_shared, specs, shared)
     record = ref.as_record()
+    record["language_model"] = None if lm is None else lm.as_record()
     record["lexical_pool_docs"] = len(ref_pool.texts)
     return AuditResult(record, results, settings.as_record())
 
@@ -152,16 +167,18 @@ def _audit_shared(spec: str, shared: tuple) -> CandidateAudit:
 
 def _audit_one(spec: str, ref: Reference, ref_pool: lexical.Pool, settings: AuditSettings,
                seeds: SeedTree, watermark: WatermarkDetector | None,
-               watermark_vocabulary: Vocabulary | None) -> CandidateAudit:
+               watermark_vocabulary: Vocabulary | None,
+               lm: machine.MachineReference | None = None) -> CandidateAudit:
     # Every random choice for a candidate is seeded by its spec, not its position, so its
     # numbers do not depend on which other candidates are audited with it.
     def rng(stage: str) -> np.random.Generator:
         return np.random.default_rng(seeds.sequence(stage, spec))
 
+    docs = machine.DocScores(lm)
     tally, reservoir = stream_candidate(
         spec, ref, text_field=settings.text_field, chunk_docs=settings.chunk_docs,
         max_sample_docs=settings.max_sample_docs, rng=rng("reservoir"),
-        watermark=watermark, watermark_vocab=watermark_vocabulary)
+        watermark=watermark, watermark_vocab=watermark_vocabulary, doc_scores=docs)
     if tally.n_docs > len(reservoir.items):
         log.info("%s: sample-based signals use %d of %d documents", spec,
                  len(reservoir.items), tally.n_docs)
@@ -175,10 +192,11 @@ def _audit_one(spec: str, ref: Reference, ref_pool: lexical.Pool, settings: Audi
                                    f"{RECOMMENDED_CANDIDATE_DOCS}; its intervals are wide, so "
                                    f"few signals can leave ok"})
     ctx = registry.Context(spec, tally, cand_pool, ref_pool, ref, settings, rng, caveats,
-                           {"watermark": watermark})
+                           {"watermark": watermark, "machine": lm, "doc_scores": docs})
     signals = registry.compute(ctx)
     ai = signals.pop("ai_share", None)
     return CandidateAudit(spec, tally.n_docs, tally.n_tokens, signals, ai, caveats,
                           {**domain, "copies_of_reference_docs": tally.n_copies,
                            "sample_docs": len(reservoir.items)},
-                          [t[:EXAMPLE_CHARS] for t in reservoir.items[:N_EXAMPLES]])
+                          [t[:EXAMPLE_CHARS] for t in reservoir.items[:N_EXAMPLES]],
+                          machine.summary(docs, ref), docs.columns())

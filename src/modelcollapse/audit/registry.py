@@ -101,6 +101,7 @@ def signal(*names: str, rule: Rule | dict[str, Rule], definition: str | dict[str
 def compute(ctx: Context) -> dict[str, Any]:
     """Every registered signal of one candidate, in display order (``ai_share`` included)."""
     out: dict[str, Any] = {}
+    ctx.extras["computed"] = out   # later functions may read earlier signals (caveats)
     for fn, names in FUNCTIONS:
         got = fn(ctx)
         if got is None:

@@ -62,7 +62,7 @@ class AuditSettings:
               "detectors", type=str, metavar="MODEL")
     ai_reference_docs: int = _opt(
         400, "reference documents the --ai-generator rewrites (cached; default 400, about "
-             "10 minutes for a 135M model on 2 CPU cores)", minimum=50)
+             "10 minutes for a 135M model on 2 idle CPU cores)", minimum=10)
     scorer: str | None = _opt(
         None, "the model scoring Fast-DetectGPT and log-likelihood (default: the "
               "--ai-generator)", type=str, metavar="MODEL")

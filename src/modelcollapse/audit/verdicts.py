@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass
 
 VERDICTS = ("ok", "watch", "alert")
+#: The verdict of a signal reported without a judgement (it counts in no severity).
+NOT_JUDGED = "not judged"
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,8 @@ RULES: dict[str, Rule] = {}
 
 
 def worst(verdicts) -> str:
-    """The most severe of some verdicts ("ok" for none)."""
-    return max(verdicts, key=VERDICTS.index, default="ok")
+    """The most severe of some verdicts ("ok" for none; "not judged" ones are skipped)."""
+    return max((v for v in verdicts if v in VERDICTS), key=VERDICTS.index, default="ok")
 
 
 def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:

@@ -82,21 +82,36 @@ def buckets(lengths: Sequence[int], batch_tokens: int) -> list[np.ndarray]:
     return out
 
 
-def _row_stats(logits, targets, perf_logits=None) -> tuple[float, ...]:
-    """Sums over positions of one document (module docstring); logits (T-1, V)."""
+#: Floats of the (rows, T, V) log-probability tensors computed at once (bounds memory).
+STAT_FLOATS = 2 ** 24
+
+
+def _batch_stats(logits, x, mask, perf_logits=None) -> np.ndarray:
+    """(B, 6) sums per document of one batch (module docstring): logits (B, W, V), x and
+    mask (B, W). Vectorized over the rows (few tensor operations: under a busy CPU each
+    operation costs a thread-pool round trip), in row chunks of at most STAT_FLOATS floats."""
     import torch
-    lp = torch.log_softmax(logits.float(), dim=-1)
-    p = lp.exp()
-    ll = lp.gather(-1, targets[:, None])[:, 0]
-    mu = (p * lp).sum(-1)
-    var = ((p * lp * lp).sum(-1) - mu * mu).clamp_min(0.0)
-    out = [float(targets.numel()), float(ll.sum()), float(mu.sum()), float(var.sum())]
-    if perf_logits is None:
-        return (*out, float("nan"), float("nan"))
-    lq = torch.log_softmax(perf_logits.float(), dim=-1)
-    perf_ll = lq.gather(-1, targets[:, None])[:, 0]
-    xent = -(p * lq).sum(-1)
-    return (*out, float(perf_ll.sum()), float(xent.sum()))
+    b, w, v = logits.shape
+    out = np.full((b, len(FIELDS)), np.nan)
+    step = max(1, STAT_FLOATS // max(1, (w - 1) * v))
+    for lo in range(0, b, step):
+        sl = slice(lo, lo + step)
+        lp = torch.log_softmax(logits[sl, :-1].float(), dim=-1)
+        y = x[sl, 1:]
+        valid = mask[sl, 1:].to(lp.dtype)
+        p = lp.exp()
+        ll = lp.gather(-1, y[..., None])[..., 0]
+        mu = (p * lp).sum(-1)
+        var = ((p * lp * lp).sum(-1) - mu * mu).clamp_min(0.0)
+        cols = [valid.sum(1), (ll * valid).sum(1), (mu * valid).sum(1), (var * valid).sum(1)]
+        if perf_logits is not None:
+            lq = torch.log_softmax(perf_logits[sl, :-1].float(), dim=-1)
+            perf_ll = lq.gather(-1, y[..., None])[..., 0]
+            xent = -(p * lq).sum(-1)
+            cols += [(perf_ll * valid).sum(1), (xent * valid).sum(1)]
+        got = torch.stack(cols, 1).double().cpu().numpy()
+        out[sl, :got.shape[1]] = got
+    return out
 
 
 def token_stats(model, tokenizer, texts: Sequence[str], *, performer=None,
@@ -122,12 +137,9 @@ def token_stats(model, tokenizer, texts: Sequence[str], *, performer=None,
             logits = model(input_ids=x, attention_mask=mask).logits
             perf = None if performer is None else performer(input_ids=x,
                                                             attention_mask=mask).logits
-        for r, i in enumerate(rows):
-            t = len(ids[i])
-            got = _row_stats(logits[r, :t - 1], x[r, 1:t],
-                             None if perf is None else perf[r, :t - 1])
-            for f, v in zip(FIELDS, got):
-                getattr(stats, f)[i] = v
+        got = _batch_stats(logits, x, mask, perf)
+        for j, f in enumerate(FIELDS):
+            getattr(stats, f)[rows] = got[:, j]
     for i in range(len(ids)):
         if len(ids[i]) < 2:
             stats.n[i] = 0
