@@ -4,7 +4,6 @@ detector signals, the detector share, --scores output and the honesty caveats.""
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
