@@ -14,13 +14,16 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from .metrics import METRICS, Metric, MetricContext
-from .models import FAMILIES, Family, Sampling
-from .models.base import Streams
-from .policies import POLICIES, Policy, Step
-from .randomness import SeedTree
+from . import chainstate
+from .capabilities import GeneratesText, Persistent
+from .catalog import FAMILIES, METRICS, POLICIES
 from .errors import UserError
-from .runs.config import CellConfig
+from .metrics import Metric, MetricContext
+from .metrics.state import EvaluationState
+from .models import Family, Sampling
+from .models.base import Streams
+from .policies import Policy, Step
+from .randomness import SeedTree
 
 CHUNK_BYTES = 256 * 2**20  # memory budget for one chunk of replicates
 
@@ -45,7 +48,7 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
         generated documents this way.
     state : where the chains' state is saved after every generation and loaded from at the
         start, so an interrupted run continues at its next unfinished generation (families
-        whose generations are expensive: ``checkpoint_generations``).
+        whose models live on disk: :class:`~modelcollapse.capabilities.Persistent`).
 
     Returns
     -------
@@ -53,19 +56,21 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
     """
     n_synthetic = policy.synthetic_size(n_samples)
     out = np.empty((generations, len(metrics), len(replicates)))
-    saved = state.load() if state is not None else None
+    saved = None
+    if state is not None:   # data only, checked against this chunk (see chainstate.py)
+        saved = state.load(functools.partial(chainstate.unpack, family=family, seeds=seeds,
+                                             replicates=np.asarray(replicates), shape=out.shape))
     if saved is None:
         streams = Streams(seeds, replicates)
         real = family.real_source(streams, stats)(n_samples, 0)
-        cache: dict = {"seeds": seeds, "sampling": sampling}
+        evaluation = EvaluationState(seeds, sampling)
         start, train, model, history = 0, real, None, real
     else:   # what the generations up to saved["generation"] left, exactly as they left it
-        streams, real, cache = saved["streams"], saved["real"], saved["cache"]
+        streams, real = saved["streams"], saved["real"]
+        evaluation = EvaluationState(seeds, sampling, **saved["evaluation"])
         start, train, model, history = (saved["generation"] + 1, saved["train"],
                                         saved["model"], saved["history"])
         out[:start] = saved["out"]
-        if hasattr(family, "restore"):   # e.g. models that refer to weight files
-            family.restore(saved)
         if on_generation is not None:
             for _ in range(start):
                 on_generation(len(replicates))
@@ -76,7 +81,7 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
         model = family.fit(train, model, streams["fit"])
 
         # 2. Measure it against the truth.
-        ctx = MetricContext(family, model, train, g, n_samples, cache)
+        ctx = MetricContext(family, model, train, g, n_samples, evaluation)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore", under="ignore"):
             for i, metric in enumerate(metrics):
                 out[g, i] = metric.fn(ctx)
@@ -98,8 +103,10 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
         train = policy.next_train(Step(g, n_samples, train, synthetic, real, history, draw_real,
                                        streams["policy"], family, model, sampling))
         if state is not None:
-            state.save({"generation": g, "out": out[:g + 1], "streams": streams, "real": real,
-                        "cache": cache, "train": train, "model": model, "history": history})
+            state.save(*chainstate.pack({"generation": g, "out": out[:g + 1], "streams": streams,
+                                         "real": real, "evaluation": evaluation.saved(),
+                                         "train": train, "model": model, "history": history},
+                                        family))
 
     _check_finite_or_inf(out, metrics)
     return out
@@ -119,7 +126,23 @@ def _check_finite_or_inf(values: np.ndarray, metrics: Sequence[Metric]) -> None:
             f"generations); use fewer generations or a milder setting")
 
 
-def chunk_size(cell: CellConfig, family: Family, policy: Policy) -> int:
+class Cell(Protocol):
+    """What the loop reads of a resolved cell (the study layer's CellConfig is one)."""
+
+    key: str
+    seed: int
+    n_samples: int
+    generations: int
+    replicates: int
+    metrics: tuple[str, ...]
+    family: str
+    policy: str
+    params: dict[str, Any]
+
+    def sub_params(self, cls: type) -> Any: ...
+
+
+def chunk_size(cell: Cell, family: Family, policy: Policy) -> int:
     """Replicates per chunk: the configured value, or as many as fit the memory budget."""
     if cell.params["chunk_size"]:
         return int(cell.params["chunk_size"])
@@ -127,22 +150,24 @@ def chunk_size(cell: CellConfig, family: Family, policy: Policy) -> int:
     return int(max(1, min(cell.replicates, CHUNK_BYTES // max(1, per_replicate))))
 
 
-def build(cell: CellConfig) -> tuple[Family, Policy, Sampling, list[Metric]]:
+def build(cell: Cell) -> tuple[Family, Policy, Sampling, list[Metric]]:
     """The family, policy, sampling and metric objects of a resolved cell."""
     p = cell.params
     fam_cls, pol_cls = FAMILIES.get(cell.family), POLICIES.get(cell.policy)
-    family = fam_cls(cell.sub_params(fam_cls.Params), cell.n_samples)
-    policy = pol_cls(cell.sub_params(pol_cls.Params))
+    family = fam_cls(cell.sub_params(fam_cls.Params, "family"), cell.n_samples)
+    policy = pol_cls(cell.sub_params(pol_cls.Params, "policy"))
     sampling = Sampling(p["temperature"], p["truncation"])
     return family, policy, sampling, [METRICS.get(m) for m in cell.metrics]
 
 
 class ChainState(Protocol):
-    """The saved state of a chunk's chains after their last finished generation."""
+    """The saved state of a chunk's chains after their last finished generation, as data
+    only: ``save(arrays, meta)`` with what ``chainstate.pack`` made; ``load(decode)``
+    returns ``decode(arrays, meta)`` or None when nothing was saved."""
 
-    def load(self) -> dict | None: ...
+    def load(self, decode: Callable[[dict, Any], dict]) -> dict | None: ...
 
-    def save(self, state: dict) -> None: ...
+    def save(self, arrays: dict, meta: dict) -> None: ...
 
 
 class Checkpoint(Protocol):
@@ -159,8 +184,11 @@ class Checkpoint(Protocol):
     @property
     def models(self) -> Any: ...
 
+    def previous(self) -> np.ndarray | None:
+        """(G0, M, R0) values of a finished smaller run of the cell that ``--extend`` grows."""
 
-def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = None,
+
+def run_cell(cell: Cell, on_generation: Callable[[int], None] | None = None,
              checkpoint: Checkpoint | None = None) -> pd.DataFrame:
     """Simulate one cell in chunks of replicates and return its tidy metrics table.
 
@@ -171,13 +199,23 @@ def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = Non
     """
     family, policy, sampling, metrics = build(cell)
     _check_fingerprint(cell, family)
-    if checkpoint is not None and hasattr(family, "attach"):   # where a family keeps weights
+    if checkpoint is not None and isinstance(family, Persistent):   # where it keeps weights
         family.attach(checkpoint.models)
-    seeds = SeedTree(cell.seed, cell.key)
+    seeds = SeedTree(cell.seed, cell.seed_key)
     size = chunk_size(cell, family, policy)
     values = np.empty((cell.generations, len(metrics), cell.replicates))
-    for lo in range(0, cell.replicates, size):
-        hi = min(cell.replicates, lo + size)
+    previous = checkpoint.previous() if checkpoint is not None else None
+    g0, r0 = (previous.shape[0], previous.shape[2]) if previous is not None else (0, 0)
+    # Chunks never straddle r0: the old replicates (only their new generations are new
+    # work) and the new ones (all new) are chunked separately.
+    ranges = [(lo, min(end, lo + size)) for start, end in ((0, r0), (r0, cell.replicates))
+              for lo in range(start, end, size)]
+    for lo, hi in ranges:
+        if hi <= r0 and g0 == cell.generations:   # extended in replicates only: kept as stored
+            values[:, :, lo:hi] = previous[:, :, lo:hi]
+            if on_generation is not None:
+                on_generation((hi - lo) * cell.generations)
+            continue
         saved = checkpoint.load_chunk(lo, hi) if checkpoint is not None else None
         if saved is not None and saved.shape == (cell.generations, len(metrics), hi - lo):
             values[:, :, lo:hi] = saved
@@ -185,17 +223,29 @@ def run_cell(cell: CellConfig, on_generation: Callable[[int], None] | None = Non
                 on_generation((hi - lo) * cell.generations)
             continue
         keep = state = None   # text families' generated documents go to the checkpoint's folder
-        if checkpoint is not None and hasattr(family, "render"):
+        if checkpoint is not None and isinstance(family, GeneratesText):
             keep = functools.partial(_keep_samples, checkpoint, family, lo, hi)
-        if checkpoint is not None and getattr(family, "checkpoint_generations", False):
+        if checkpoint is not None and isinstance(family, Persistent):
             state = checkpoint.chain_state(lo, hi)
         values[:, :, lo:hi] = simulate(family, policy, sampling, metrics, cell.n_samples,
                                        cell.generations, seeds, np.arange(lo, hi),
                                        cell.params["sufficient_stats"], on_generation, keep,
                                        state)
+        if hi <= r0:   # more generations for old chains: they must retrace the stored ones
+            _check_retraced(cell, values[:g0, :, lo:hi], previous[:, :, lo:hi])
         if checkpoint is not None:
             checkpoint.save_chunk(lo, hi, values[:, :, lo:hi])
     return tidy(values, [m.name for m in metrics])
+
+
+def _check_retraced(cell: Cell, recomputed: np.ndarray, stored: np.ndarray) -> None:
+    """An extended chain continues from the state that produced its stored values, or not
+    at all (a changed package or library would splice two different chains)."""
+    if not np.array_equal(recomputed, stored, equal_nan=True):
+        g, _, r = np.argwhere(~((recomputed == stored) | (np.isnan(recomputed) & np.isnan(stored))))[0]
+        raise UserError(f"cannot extend cell {cell.key}: recomputing its stored generations "
+                        f"does not reproduce them (first at generation {g}, replicate {r}); the "
+                        f"package or a library changed since the run. Run into a new folder")
 
 
 def _keep_samples(checkpoint: Checkpoint, family: Family, lo: int, hi: int, generation: int,
@@ -203,9 +253,9 @@ def _keep_samples(checkpoint: Checkpoint, family: Family, lo: int, hi: int, gene
     checkpoint.save_samples(generation, lo, hi, family.render(batch))
 
 
-def _check_fingerprint(cell: CellConfig, family: Family) -> None:
+def _check_fingerprint(cell: Cell, family: Family) -> None:
     """A corpus edited after the study was resolved would mix two corpora under one key."""
-    for key, value in getattr(family, "fingerprint", dict)().items():
+    for key, value in family.fingerprint().items():
         if cell.params.get(key, value) != value:
             raise UserError(f"the corpus of cell {cell.key} changed after the study was "
                             f"resolved ({key} differs); run the study again into a new folder")
@@ -223,19 +273,3 @@ def tidy(values: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
         "value": np.transpose(values, (1, 0, 2)).ravel(),
     }, copy=False)
     return df[df["value"].notna()].reset_index(drop=True) if np.isnan(values).any() else df
-
-
-def truth_value(cell: CellConfig, metric: str) -> float | None:
-    """The metric evaluated on the true distribution (a reference line), if meaningful
-    (None when not, or when a text family's corpus is gone or no longer the one that ran)."""
-    family, _, _, _ = build(cell)
-    m = METRICS.get(metric)
-    truth = family.truth_model()
-    if truth is None or m.direction != "truth":
-        return None
-    try:
-        _check_fingerprint(cell, family)
-    except UserError:
-        return None
-    ctx = MetricContext(family, truth, None, 0, cell.n_samples, {"seeds": SeedTree(cell.seed, cell.key)})
-    return float(m.fn(ctx)[0])

@@ -32,6 +32,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..capabilities import (GeneratesText, RecordsCuration, RefitsOnDocuments, Watermarks,
+                            describe, satisfies)
 from ..errors import UserError
 from ..provenance import SYNTHETIC
 from ..policies import Mix, MixParams, Policy, Step, register
@@ -103,11 +105,6 @@ class SeenWords(Block):
         return {**self.block.as_record(), "words": "human reference only"}
 
 
-def _text_family(family: Any, policy: str) -> None:
-    if not hasattr(family, "data"):
-        raise UserError(f"policy {policy} curates text: use family ngram")
-
-
 def _check_pool(p) -> None:
     if not 1.0 <= p.pool_factor <= 100.0:
         raise UserError(f"params.pool_factor must be in [1, 100]; got {p.pool_factor}")
@@ -117,11 +114,23 @@ def _check_pool(p) -> None:
                         f"real_source = 'fresh' or a smaller share)")
 
 
-class _PoolPolicy(Mix):
+COMMON_MEASURES = ("dropped_share", "kept_synthetic_share")
+DETECTOR_MEASURES = ("detector_precision", "detector_recall", "detector_fpr",
+                     "detector_flagged_share")
+
+
+def dropped(*blocks: type[Block]) -> tuple[str, ...]:
+    """The drop-count measures of blocks, from their declared reasons."""
+    return tuple(f"dropped_{block.reason}" for block in blocks)
+
+
+class _PoolPolicy(Mix, RecordsCuration):
     """Shared by the curation policies: a candidate pool of ``pool_factor * n_samples``
     documents, ``real_fraction`` of them real (listed first, so that dedup keeps the human
     copy); the block chain decides what is kept, and at most ``n_samples`` kept documents
     (a random subset) train the next generation."""
+
+    requires = (GeneratesText,)
 
     def uses_samples(self) -> bool:
         return True
@@ -139,7 +148,7 @@ class _PoolPolicy(Mix):
         return self.pool_size(n_samples)
 
     def check_family(self, family: Any) -> None:
-        _text_family(family, self.name)
+        super().check_family(family)
         # Fresh real documents are distinct train-split documents: there must be enough.
         k, have = self.n_real(family.n_samples), len(family.data.train)
         if k > have:
@@ -226,6 +235,9 @@ class Filtered(_PoolPolicy):
     name = "filtered"
     description = "pool as mix (real_fraction), drop what a detector flags as machine-written, train on the rest"
     Params = FilterParams
+    measures = COMMON_MEASURES + DETECTOR_MEASURES + ("dropped_detector",)
+    # What each detector needs of the family beyond text generation.
+    detector_requires = {"watermark": (Watermarks,), "classifier": (RefitsOnDocuments,)}
 
     def __init__(self, params: Any) -> None:
         super().__init__(params)
@@ -234,7 +246,12 @@ class Filtered(_PoolPolicy):
     def check_family(self, family: Any) -> None:
         super().check_family(family)
         p = self.params
-        if p.detector == "watermark" and not family.params.watermark:
+        needs = self.detector_requires.get(p.detector, ())
+        if not satisfies(family, needs):
+            raise UserError(f"params.detector = '{p.detector}' needs a family with "
+                            f"{describe(needs)}; family {family.name} has none (choose "
+                            f"another detector: oracle or likelihood)")
+        if p.detector == "watermark" and family.watermark is None:
             raise UserError("params.detector = 'watermark' needs the family to watermark its "
                             "samples: set watermark = true")
         if p.detector in ("likelihood", "classifier"):
@@ -318,6 +335,8 @@ class Curated(_PoolPolicy):
     name = "curated"
     description = "pool as mix (real_fraction), then exact dedup -> near dedup -> quality -> diversity selection"
     Params = CurateParams
+    measures = COMMON_MEASURES + dropped(ExactDedup, NearDedup, TopQuality, DiversitySelection) + (
+        "dropped_cluster_cap",)
 
     def __init__(self, params: Any) -> None:
         super().__init__(params)

@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from ..capabilities import LabelledBatches
 from ..errors import UserError
 from ..policies import Policy, Step, register
-
-NEEDS_LABELS = "policy verified needs a family with labelled data: use family labels"
 
 
 @dataclass(frozen=True)
@@ -46,15 +45,9 @@ class Verified(Policy):
     description = ("train on the last generation's samples kept by a verifier: correct ones "
                    "with rate phi, wrong ones with rate psi (Feng et al. 2024)")
     Params = VerifiedParams
-
-    def check_family(self, family: Any) -> None:
-        """Stop early, before any simulation, when the family's data carry no labels."""
-        if not hasattr(getattr(family, "batch_type", None), "verify"):
-            raise UserError(NEEDS_LABELS)
+    requires = (LabelledBatches,)
 
     def next_train(self, step: Step) -> Any:
-        if not hasattr(step.synthetic, "verify"):
-            raise UserError(NEEDS_LABELS)
         p = self.params
         kept = step.synthetic.verify(p.phi, p.psi, step.stream.generators("verify"))
         empty = np.flatnonzero(kept.size == 0)

@@ -15,41 +15,41 @@ import numpy as np
 
 from ..models.mixture import Mixture, broadcast, l2_distance
 from ..randomness import SHARED, Stream
+from ..capabilities import GaussianClosedForm, HasDensity, HasMoments, MixtureComponents
 from .base import MetricContext, metric
 
-CONTINUOUS = ("gaussian", "gmm", "kde")
+CONTINUOUS = (HasMoments,)
 
 
 def _truth(ctx: MetricContext) -> Mixture:
-    fam = ctx.family
-    return fam.truth() if hasattr(fam, "truth") else fam.truth_model().mixture
+    return ctx.family.truth_mixture()
 
 
-@metric("mean", direction="truth", families=CONTINUOUS,
+@metric("mean", direction="truth", requires=CONTINUOUS,
         description="the model's mean (averaged over coordinates when d > 1)")
 def mean(ctx: MetricContext) -> np.ndarray:
     return ctx.model.moments()[0].mean(axis=1)
 
 
-@metric("mean_error", direction="lower", families=CONTINUOUS,
+@metric("mean_error", direction="lower", requires=CONTINUOUS,
         description="||mu - mu*||^2, squared distance of the model's mean to the true mean")
 def mean_error(ctx: MetricContext) -> np.ndarray:
     return ((ctx.model.moments()[0] - _truth(ctx).mean()) ** 2).sum(axis=1)
 
 
-@metric("variance", direction="truth", families=CONTINUOUS, applies=lambda p: p.dim == 1,
+@metric("variance", direction="truth", requires=CONTINUOUS, applies=lambda p: p.dim == 1,
         description="the fitted variance (1-D models)")
 def variance(ctx: MetricContext) -> np.ndarray:
     return ctx.model.moments()[1][:, 0, 0]
 
 
-@metric("cov_trace", direction="truth", families=CONTINUOUS,
+@metric("cov_trace", direction="truth", requires=CONTINUOUS,
         description="trace of the model's covariance (total variance)")
 def cov_trace(ctx: MetricContext) -> np.ndarray:
     return np.trace(ctx.model.moments()[1], axis1=1, axis2=2)
 
 
-@metric("cov_logdet", direction="truth", families=CONTINUOUS,
+@metric("cov_logdet", direction="truth", requires=CONTINUOUS,
         description="log-determinant of the model's covariance (log generalized variance)")
 def cov_logdet(ctx: MetricContext) -> np.ndarray:
     sign, logdet = np.linalg.slogdet(ctx.model.moments()[1])
@@ -61,7 +61,7 @@ def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
     return (v * np.sqrt(np.clip(w, 0.0, None))[..., None, :]) @ np.swapaxes(v, -1, -2)
 
 
-@metric("w2_to_truth", direction="lower", families=("gaussian",),
+@metric("w2_to_truth", direction="lower", requires=(GaussianClosedForm,),
         description="2-Wasserstein distance to the true Gaussian, in closed form")
 def w2_to_truth(ctx: MetricContext) -> np.ndarray:
     m, s = ctx.model.mean_, ctx.model.cov_
@@ -76,32 +76,37 @@ def w2_to_truth(ctx: MetricContext) -> np.ndarray:
 def _heldout(ctx: MetricContext) -> tuple[np.ndarray, np.ndarray]:
     """(1, M, d) held-out real points shared by all replicates, and (M,) their true log
     density; drawn once per chunk from the cell's shared 'heldout' generator."""
-    if "heldout" not in ctx.cache:
-        seeds = ctx.cache["seeds"]
+    if ctx.state.heldout is None:
         truth = _truth(ctx)
-        stream = Stream(seeds, "heldout", [SHARED])
+        stream = Stream(ctx.state.seeds, "heldout", [SHARED])
         x = truth.sample(ctx.family.params.n_eval, stream)
-        ctx.cache["heldout"] = (x, truth.logpdf(x)[0])
-    return ctx.cache["heldout"]
+        ctx.state.heldout = (x, truth.logpdf(x)[0])
+    return ctx.state.heldout
 
 
-@metric("kl_to_truth", direction="lower", families=CONTINUOUS,
-        description="KL(truth || model): closed form (gaussian) or Monte Carlo on n_eval held-out points")
+KL_DESCRIPTION = ("KL(truth || model): closed form (a Gaussian) or Monte Carlo on n_eval "
+                  "held-out points (a mixture density)")
+
+
+@metric("kl_to_truth", direction="lower", requires=(GaussianClosedForm,), description=KL_DESCRIPTION)
+def kl_to_truth_gaussian(ctx: MetricContext) -> np.ndarray:
+    m, s = ctx.model.mean_, ctx.model.cov_
+    m0, s0 = ctx.family.truth_mean, ctx.family.truth_cov
+    d = m.shape[1]
+    sign, logdet = np.linalg.slogdet(s)
+    out = np.full(len(m), np.inf)   # a collapsed (singular) model is infinitely far
+    ok = sign > 0
+    if ok.any():
+        sinv = np.linalg.inv(s[ok])
+        diff = m[ok] - m0
+        out[ok] = 0.5 * (np.trace(sinv @ s0, axis1=1, axis2=2)
+                         + np.einsum("ri,rij,rj->r", diff, sinv, diff) - d
+                         + logdet[ok] - np.linalg.slogdet(s0)[1])
+    return out
+
+
+@metric("kl_to_truth", direction="lower", requires=(HasMoments, HasDensity), description=KL_DESCRIPTION)
 def kl_to_truth(ctx: MetricContext) -> np.ndarray:
-    if ctx.family.name == "gaussian":
-        m, s = ctx.model.mean_, ctx.model.cov_
-        m0, s0 = ctx.family.truth_mean, ctx.family.truth_cov
-        d = m.shape[1]
-        sign, logdet = np.linalg.slogdet(s)
-        out = np.full(len(m), np.inf)   # a collapsed (singular) model is infinitely far
-        ok = sign > 0
-        if ok.any():
-            sinv = np.linalg.inv(s[ok])
-            diff = m[ok] - m0
-            out[ok] = 0.5 * (np.trace(sinv @ s0, axis1=1, axis2=2)
-                             + np.einsum("ri,rij,rj->r", diff, sinv, diff) - d
-                             + logdet[ok] - np.linalg.slogdet(s0)[1])
-        return out
     x, true_logp = _heldout(ctx)
     return (true_logp[None] - ctx.model.mixture.logpdf(x)).mean(axis=1)
 
@@ -112,7 +117,7 @@ TAIL = 0.0013498980316301035  # Phi(-3): the one-sided mass beyond 3 sigma of a 
 def _truth_tails(ctx: MetricContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(d,) the truth's marginal Phi(-3) and Phi(3) quantiles (mu -+ 3 sigma for a Gaussian
     truth) and (d,) the truth's mass beyond them; solved once per chunk by bisection."""
-    if "tails" not in ctx.cache:
+    if ctx.state.tails is None:
         truth = _truth(ctx)
         mu, sd = truth.mean()[0], np.sqrt(np.diag(truth.cov()[0]))
         lo, hi = mu - 10 * sd, mu + 10 * sd
@@ -127,11 +132,11 @@ def _truth_tails(ctx: MetricContext) -> tuple[np.ndarray, np.ndarray, np.ndarray
                 move_up = (mass > target) if upper else (mass < target)
                 a, b = np.where(move_up, mid, a), np.where(move_up, b, mid)
             bounds.append(0.5 * (a + b))
-        ctx.cache["tails"] = (bounds[0], bounds[1], truth.marginal_tail(bounds[0], bounds[1])[0])
-    return ctx.cache["tails"]
+        ctx.state.tails = (bounds[0], bounds[1], truth.marginal_tail(bounds[0], bounds[1])[0])
+    return ctx.state.tails
 
 
-@metric("tail_mass", direction="truth", families=CONTINUOUS,
+@metric("tail_mass", direction="truth", requires=(HasMoments, HasDensity),
         description="model mass beyond the truth's 0.135%/99.865% marginal quantiles (3 sigma), "
                     "relative to the truth's (1 = tails intact)")
 def tail_mass(ctx: MetricContext) -> np.ndarray:
@@ -139,14 +144,14 @@ def tail_mass(ctx: MetricContext) -> np.ndarray:
     return (ctx.model.mixture.marginal_tail(lo, hi) / true_mass).mean(axis=1)
 
 
-@metric("l2_to_truth", direction="lower", families=("gmm",),
+@metric("l2_to_truth", direction="lower", requires=(HasDensity, MixtureComponents),
         description="L2 distance between the fitted and the true mixture densities, closed form")
 def l2_to_truth(ctx: MetricContext) -> np.ndarray:
     mix = ctx.model.mixture
     return l2_distance(mix, broadcast(_truth(ctx), mix.weights.shape[0]))
 
 
-@metric("n_components_alive", direction="truth", families=("gmm",),
+@metric("n_components_alive", direction="truth", requires=(MixtureComponents,),
         description="components with weight above params.alive_threshold")
 def n_components_alive(ctx: MetricContext) -> np.ndarray:
     return (ctx.model.mixture.weights > ctx.family.params.alive_threshold).sum(axis=1).astype(float)

@@ -1,15 +1,14 @@
-"""Metrics for every family: provenance of the training set, regression error."""
+"""Metrics for every family (provenance of the training set) and for regression."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..capabilities import HasCoefficients
 from .base import MetricContext, metric
 
-ALL = ("gaussian", "gmm", "kde", "categorical", "linear_regression", "ngram")
 
-
-@metric("real_share", direction="info", families=ALL,
+@metric("real_share", direction="info",
         description="share of real data in the training set, from each datum's provenance")
 def real_share(ctx: MetricContext) -> np.ndarray:
     if ctx.train is None:
@@ -17,7 +16,8 @@ def real_share(ctx: MetricContext) -> np.ndarray:
     return ctx.train.real_share()
 
 
-@metric("test_error", direction="lower", families=("linear_regression",),
-        description="||w_hat - w*||^2, the excess test error of the least-squares fit")
+@metric("test_error", direction="lower", requires=(HasCoefficients,),
+        description="||w_hat - w*||_Sigma^2 = E_x[(x.w_hat - x.w*)^2], the excess test error of "
+                    "the fit (||w_hat - w*||^2 for an isotropic design)")
 def test_error(ctx: MetricContext) -> np.ndarray:
-    return ((ctx.model.coef_ - ctx.family.coef) ** 2).sum(axis=1)
+    return ((ctx.model.coef_ - ctx.family.coef) ** 2 * ctx.family.params.eigenvalues).sum(axis=1)

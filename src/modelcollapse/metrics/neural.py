@@ -1,5 +1,5 @@
-"""Metrics of the transformer family beyond the text metrics: training and the per-sequence
-perplexity distribution.
+"""Metrics of families trained by epochs with a real validation split (the transformer):
+training, and the per-sequence perplexity distribution under generation 0.
 
 Shumailov et al. (Nature 2024, Fig. 1b/c) plot the histogram of the perplexity of each
 generated sequence under the generation-0 model: over the generations a low-perplexity
@@ -14,47 +14,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..capabilities import GeneratesText, ScoresSequences, TrainsWithValidation
 from .base import MetricContext, metric
-from .text import evaluations
+from .text import sequence_nll
 
-NEURAL = ("transformer",)
+NEURAL = (TrainsWithValidation,)
 
 
-@metric("validation_loss", direction="lower", families=NEURAL, sparse=True,
+@metric("validation_loss", direction="lower", requires=NEURAL, sparse=True,
         description="loss (nats per token) on real validation blocks of generation g's selected epoch (no row without validation blocks)")
 def validation_loss(ctx: MetricContext) -> np.ndarray:
     return np.array([lm.stats["validation_loss"] for lm in ctx.model.lms])
 
 
-@metric("selected_epoch", direction="info", families=NEURAL,
+@metric("selected_epoch", direction="info", requires=NEURAL,
         description="the epoch kept for generation g (best real validation loss, or the last)")
 def selected_epoch(ctx: MetricContext) -> np.ndarray:
     return np.array([lm.stats["selected_epoch"] for lm in ctx.model.lms], dtype=float)
 
 
-def sequence_nll(ctx: MetricContext) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per replicate, (n,) summed NLL and (n,) predicted tokens of each evaluation sequence
-    of generation g under the chain's generation-0 model: one scoring pass per generation,
-    shared by perplexity_gen0 and the percentiles (cached)."""
-    if ctx.generation == 0:
-        ctx.cache["gen0-lms"] = ctx.model.lms
-    key = ("seq-nll", ctx.generation)
-    if key not in ctx.cache:
-        for old in [k for k in ctx.cache if isinstance(k, tuple) and k[0] == "seq-nll"]:
-            del ctx.cache[old]
-        ctx.cache[key] = [lm.sequence_nll(e.docs)
-                          for lm, e in zip(ctx.cache["gen0-lms"], evaluations(ctx))]
-    return ctx.cache[key]
-
-
-@metric("perplexity_gen0", direction="info", families=NEURAL,
-        description="token-level perplexity of generation g's sequences under the generation-0 model")
-def perplexity_gen0(ctx: MetricContext) -> np.ndarray:
-    return np.array([np.exp(sums.sum() / max(1, counts.sum())) for sums, counts in sequence_nll(ctx)])
-
-
 def _percentile(q: int):
-    @metric(f"seq_ppl_gen0_p{q}", direction="info", families=NEURAL,
+    @metric(f"seq_ppl_gen0_p{q}", direction="info", requires=(GeneratesText, ScoresSequences),
             description=f"{q}th percentile of the perplexity of each generated sequence under the generation-0 model")
     def fn(ctx: MetricContext) -> np.ndarray:
         return np.array([np.percentile(np.exp(sums / np.maximum(counts, 1)), q)

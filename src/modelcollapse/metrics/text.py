@@ -26,9 +26,10 @@ from .. import textmetrics as tm
 from ..errors import UserError
 from ..randomness import SHARED
 from ..textmetrics.sampling import digest
+from ..capabilities import GeneratesText, ScoresSequences
 from .base import MetricContext, metric
 
-TEXT = ("ngram", "transformer")
+TEXT = (GeneratesText,)
 log = logging.getLogger("modelcollapse.textmetrics")
 
 
@@ -66,30 +67,24 @@ def _build(family, docs: list[np.ndarray], rng: np.random.Generator, what: str) 
 
 def evaluations(ctx: MetricContext) -> list[Evaluation]:
     """The evaluation corpora of every replicate in the chunk (cached per generation)."""
-    from ..models.ngram import RealText
-    seeds, family = ctx.cache["seeds"], ctx.family
-    # documents per evaluation corpus: n_samples, or a family's eval_docs cap
-    n = min(getattr(family.params, "eval_docs", 0) or ctx.n_samples, ctx.n_samples)
+    from ..models.text import RealText
+    state, family = ctx.state, ctx.family
+    n = family.evaluation_size(ctx.n_samples)
     if isinstance(ctx.model, RealText):
-        key = ("text-eval", "real")
-        if key not in ctx.cache:
-            rng, train = seeds.generator("evaluate", SHARED, "real"), family.data.train
+        if state.real_evaluations is None:
+            rng, train = state.seeds.generator("evaluate", SHARED, "real"), family.data.train
             docs = train if n >= len(train) else [
                 train[i] for i in np.sort(rng.choice(len(train), n, replace=False))]
-            ctx.cache[key] = [_build(family, docs, rng, "the real train split")]
-        return ctx.cache[key]
-    key = ("text-eval", ctx.generation)
-    if key not in ctx.cache:
-        for old in [k for k in ctx.cache if isinstance(k, tuple) and k[0] == "text-eval"]:
-            del ctx.cache[old]  # one generation's corpora at a time
-        out = []
+            state.real_evaluations = [_build(family, docs, rng, "the real train split")]
+        return state.real_evaluations
+    if state.evaluations is None or state.evaluations[0] != ctx.generation:
+        out = []   # one generation's corpora at a time
         for lm, r in zip(ctx.model.lms, ctx.model.replicates):
-            rng = seeds.generator("evaluate", int(r), "docs", ctx.generation)
-            out.append(_build(family, family.generate(lm, n, rng,
-                                                      ctx.cache["sampling"]), rng,
+            rng = state.seeds.generator("evaluate", int(r), "docs", ctx.generation)
+            out.append(_build(family, family.generate(lm, n, rng, state.sampling), rng,
                               f"generation {ctx.generation} (replicate {int(r)})"))
-        ctx.cache[key] = out
-    return ctx.cache[key]
+        state.evaluations = (ctx.generation, out)
+    return state.evaluations[1]
 
 
 def _each(ctx: MetricContext, fn) -> np.ndarray:
@@ -108,30 +103,50 @@ def _defined(fn):
     return safe
 
 
-@metric("train_docs", direction="info", families=TEXT,
+@metric("train_docs", direction="info", requires=TEXT,
         description="documents in the training set of generation g")
 def train_docs(ctx: MetricContext) -> np.ndarray:
     return ctx.train.sizes.astype(float)
 
 
-@metric("perplexity_real", direction="lower", families=TEXT,
+@metric("perplexity_real", direction="lower", requires=TEXT,
         description="perplexity of the real test split under generation g's model")
 def perplexity_real(ctx: MetricContext) -> np.ndarray:
     test = ctx.family.data.test
     return np.array([lm.perplexity(test) for lm in ctx.model.lms])
 
 
-@metric("perplexity_gen0", direction="info", families=("ngram",),
-        description="perplexity of generation g's documents under the generation-0 model")
+PERPLEXITY_GEN0 = "token-level perplexity of generation g's documents under the chain's generation-0 model"
+
+
+def sequence_nll(ctx: MetricContext) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per replicate, (n,) summed NLL and (n,) predicted tokens of each evaluation document
+    of generation g under the chain's generation-0 model: one scoring pass per generation,
+    shared by perplexity_gen0 and the neural family's percentiles."""
+    state = ctx.state
+    if ctx.generation == 0:
+        state.gen0 = ctx.model
+    if state.sequence_nll is None or state.sequence_nll[0] != ctx.generation:
+        state.sequence_nll = (ctx.generation, [
+            lm.sequence_nll(e.docs) for lm, e in zip(state.gen0.lms, evaluations(ctx))])
+    return state.sequence_nll[1]
+
+
+@metric("perplexity_gen0", direction="info", requires=(GeneratesText, ScoresSequences),
+        description=PERPLEXITY_GEN0)
+def perplexity_gen0_scored(ctx: MetricContext) -> np.ndarray:
+    return np.array([np.exp(sums.sum() / max(1, counts.sum())) for sums, counts in sequence_nll(ctx)])
+
+
+@metric("perplexity_gen0", direction="info", requires=TEXT, description=PERPLEXITY_GEN0)
 def perplexity_gen0(ctx: MetricContext) -> np.ndarray:
     if ctx.generation == 0:
-        ctx.cache["gen0-lms"] = ctx.model.lms
-    gen0 = ctx.cache["gen0-lms"]
-    return np.array([lm.perplexity(e.docs) for lm, e in zip(gen0, evaluations(ctx))])
+        ctx.state.gen0 = ctx.model
+    return np.array([lm.perplexity(e.docs) for lm, e in zip(ctx.state.gen0.lms, evaluations(ctx))])
 
 
 def _distinct(n: int):
-    @metric(f"distinct_{n}", direction="truth", families=TEXT, sparse=True,
+    @metric(f"distinct_{n}", direction="truth", requires=TEXT, sparse=True,
             description=f"distinct {n}-grams / all {n}-grams in eval_tokens generated tokens")
     def fn(ctx: MetricContext) -> np.ndarray:
         return _each(ctx, _defined(lambda e: tm.distinct_n(e.equal, n)))
@@ -141,60 +156,58 @@ def _distinct(n: int):
 distinct_1, distinct_2, distinct_3, distinct_4 = (_distinct(n) for n in (1, 2, 3, 4))
 
 
-@metric("entropy", direction="truth", families=TEXT,
+@metric("unigram_entropy", direction="truth", requires=TEXT,
         description="unigram entropy of eval_tokens generated tokens, nats")
-def entropy(ctx: MetricContext) -> np.ndarray:
+def unigram_entropy(ctx: MetricContext) -> np.ndarray:
     return _each(ctx, lambda e: tm.unigram_entropy(e.equal))
 
 
-@metric("vocab_size", direction="truth", families=TEXT,
+@metric("vocab_size", direction="truth", requires=TEXT,
         description="distinct tokens in eval_tokens generated tokens")
 def vocab_size(ctx: MetricContext) -> np.ndarray:
     return _each(ctx, lambda e: tm.vocab_size(e.equal))
 
 
-@metric("zipf_exponent", direction="truth", families=TEXT, sparse=True,
+@metric("zipf_exponent", direction="truth", requires=TEXT, sparse=True,
         description="Zipf exponent fitted to the rank-frequency curve of eval_tokens generated tokens")
 def zipf_exponent(ctx: MetricContext) -> np.ndarray:
     return _each(ctx, _defined(lambda e: tm.zipf_exponent(e.equal)))
 
 
-@metric("compression_ratio", direction="truth", families=TEXT,
+@metric("compression_ratio", direction="truth", requires=TEXT,
         description="gzip compression ratio of eval_tokens generated tokens as text (higher: more repetitive)")
 def compression_ratio(ctx: MetricContext) -> np.ndarray:
     return _each(ctx, lambda e: tm.compression_ratio(e.equal_text))
 
 
-@metric("self_bleu", direction="truth", families=TEXT, sparse=True,
+@metric("self_bleu", direction="truth", requires=TEXT, sparse=True,
         description="self-BLEU (sacrebleu sentence BLEU of each document vs the others, 0-100) of bleu_docs generated documents")
 def self_bleu(ctx: MetricContext) -> np.ndarray:
     return _each(ctx, _defined(lambda e: tm.self_bleu(e.bleu)))
 
 
-@metric("repetition_rate", direction="truth", families=TEXT, sparse=True,
+@metric("repetition_rate", direction="truth", requires=TEXT, sparse=True,
         description="share of 4-gram occurrences repeating one earlier in the same document")
 def repetition_rate(ctx: MetricContext) -> np.ndarray:
     return _each(ctx, _defined(lambda e: tm.repetition_rate(e.equal, 4)))
 
 
-@metric("mean_length", direction="truth", families=TEXT,
+@metric("mean_length", direction="truth", requires=TEXT,
         description="mean tokens per generated document")
 def mean_length(ctx: MetricContext) -> np.ndarray:
     return _each(ctx, lambda e: float(np.mean([d.size for d in e.docs])))
 
 
-@metric("tail_coverage", direction="truth", families=TEXT, sparse=True,
+@metric("tail_coverage", direction="truth", requires=TEXT, sparse=True,
         description="share of the real test split's rare tail_n-grams (count at or below the tail_quantile of counts) that generation g produces")
 def tail_coverage(ctx: MetricContext) -> np.ndarray:
     p = ctx.family.params
-    if "test-lists" not in ctx.cache:
-        ctx.cache["test-lists"] = [d.tolist() for d in ctx.family.data.test]
-    test = ctx.cache["test-lists"]
+    test = [d.tolist() for d in ctx.family.data.test]
     return _each(ctx, _defined(lambda e: tm.tail_coverage(
         test, [d.tolist() for d in e.docs], n=p.tail_n, quantile=p.tail_quantile)))
 
 
-@metric("vocab_never_produced", direction="lower", families=TEXT,
+@metric("vocab_never_produced", direction="lower", requires=TEXT,
         description="share of the train split's vocabulary that generation g never produces")
 def vocab_never_produced(ctx: MetricContext) -> np.ndarray:
     data = ctx.family.data
@@ -220,37 +233,36 @@ def _embeds(ctx: MetricContext) -> tuple[np.ndarray, list[np.ndarray]]:
     test documents drawn once."""
     p = ctx.family.params
     data = ctx.family.data
-    if "real-embeds" not in ctx.cache:
-        rng = ctx.cache["seeds"].generator("evaluate", SHARED, "embed")
+    state = ctx.state
+    if state.real_embeddings is None:
+        rng = state.seeds.generator("evaluate", SHARED, "embed")
         pick = np.sort(rng.choice(len(data.test), size=min(p.embed_docs, len(data.test)),
                                   replace=False))
-        ctx.cache["real-embeds"] = tm.embed([data.detokenize(data.test[i]) for i in pick])
-    key = ctx.generation
-    if ctx.cache.get("embeds-key") != key:
-        ctx.cache["embeds"] = [tm.embed([data.detokenize(d) for d in e.docs[:p.embed_docs]])
-                               for e in evaluations(ctx)]
-        ctx.cache["embeds-key"] = key
-    return ctx.cache["real-embeds"], ctx.cache["embeds"]
+        state.real_embeddings = tm.embed([data.detokenize(data.test[i]) for i in pick])
+    if state.embeddings is None or state.embeddings[0] != ctx.generation:
+        state.embeddings = (ctx.generation, [tm.embed([data.detokenize(d) for d in e.docs[:p.embed_docs]])
+                                             for e in evaluations(ctx)])
+    return state.real_embeddings, state.embeddings[1]
 
 
 def _with_embeddings(params) -> bool:
     return bool(params.embeddings)
 
 
-@metric("vendi_score", direction="truth", families=TEXT, applies=_with_embeddings,
+@metric("vendi_score", direction="truth", requires=TEXT, applies=_with_embeddings,
         description="Vendi score (effective number of distinct documents) of embed_docs generated documents' embeddings")
 def vendi_score(ctx: MetricContext) -> np.ndarray:
     return np.array([tm.vendi_score(x) for x in _embeds(ctx)[1]])
 
 
-@metric("cosine_distance", direction="truth", families=TEXT, applies=_with_embeddings,
+@metric("cosine_distance", direction="truth", requires=TEXT, applies=_with_embeddings,
         description="mean pairwise cosine distance of embed_docs generated documents' embeddings")
 def cosine_distance(ctx: MetricContext) -> np.ndarray:
     return np.array([tm.mean_pairwise_cosine_distance(x) for x in _embeds(ctx)[1]])
 
 
 def _knn(part: str):
-    @metric(f"embedding_{part}", direction="higher", families=TEXT, applies=_with_embeddings,
+    @metric(f"embedding_{part}", direction="higher", requires=TEXT, applies=_with_embeddings,
             description=f"k-NN {part} (k=5, Naeem et al. 2020) of the real test split's embeddings by the generated ones")
     def fn(ctx: MetricContext) -> np.ndarray:
         real, fakes = _embeds(ctx)
@@ -261,7 +273,7 @@ def _knn(part: str):
 embedding_recall, embedding_coverage = _knn("recall"), _knn("coverage")
 
 
-@metric("mauve", direction="higher", families=TEXT, applies=_with_embeddings,
+@metric("mauve", direction="higher", requires=TEXT, applies=_with_embeddings,
         description="MAUVE (mauve-text) of generated vs real test embeddings, seed mauve_seed, mauve_clusters clusters")
 def mauve(ctx: MetricContext) -> np.ndarray:
     p = ctx.family.params

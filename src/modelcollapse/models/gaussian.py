@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..capabilities import GaussianClosedForm, HasDensity, HasMoments
 from ..errors import UserError
 from ..provenance import REAL, SYNTHETIC, Samples
 from ..randomness import Stream
@@ -111,8 +112,9 @@ def scatter_of(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @register
-class Gaussian(Family):
+class Gaussian(Family, HasMoments, HasDensity, GaussianClosedForm):
     name = "gaussian"
+    overview = ('variance', 'cov_trace', 'kl_to_truth', 'tail_mass')   # the report's headline panels
     description = "1-D or d-dim Gaussian refitted by MLE or unbiasedly (Shumailov et al. 2024)"
     Params = GaussianParams
     default_n_samples = 100
@@ -142,6 +144,9 @@ class Gaussian(Family):
 
     def truth_model(self) -> GaussianModel:
         return GaussianModel(self.truth_mean[None], self.truth_cov[None])
+
+    def truth_mixture(self):
+        return self.truth_model().mixture
 
     def _draw(self, mean: np.ndarray, chol: np.ndarray, n: int, stream: Stream, scale: float,
               truncation: float, stats: bool, source: int, generation: int):

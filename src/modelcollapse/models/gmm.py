@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..capabilities import HasDensity, HasMoments, MixtureComponents
 from ..errors import UserError
 from ..provenance import REAL, SYNTHETIC, Samples
 from ..randomness import Stream
@@ -227,8 +228,9 @@ def fit_em(x: np.ndarray, k: int, init: Mixture | None, stream: Stream, max_iter
 
 
 @register
-class GMM(Family):
+class GMM(Family, HasMoments, HasDensity, MixtureComponents):
     name = "gmm"
+    overview = ('l2_to_truth', 'kl_to_truth', 'tail_mass', 'n_components_alive')   # the report's headline panels
     description = "d-dim Gaussian mixture fitted by batched EM (Shumailov et al. 2024's GMM setting)"
     Params = GMMParams
     default_n_samples = 1000
@@ -243,15 +245,15 @@ class GMM(Family):
         k, d = self.params.components, self.params.dim
         return 8 * max_train * (6 * k * d + 4 * k + 4 * d) + 8 * self.params.n_eval * (k + d)
 
-    def truth(self) -> Mixture:
+    def truth_mixture(self) -> Mixture:
         p = self.params
         return ring(p.dim, p.truth_components, p.truth_radius, p.truth_std)
 
     def truth_model(self) -> GMMModel:
-        return GMMModel(self.truth(), np.zeros(1, dtype=np.int64), np.zeros(1))
+        return GMMModel(self.truth_mixture(), np.zeros(1, dtype=np.int64), np.zeros(1))
 
     def draw_real(self, n: int, generation: int, stream: Stream, stats: bool) -> Samples:
-        x = broadcast(self.truth(), stream.n_replicates).sample(n, stream)
+        x = broadcast(self.truth_mixture(), stream.n_replicates).sample(n, stream)
         return Samples.made(x, REAL, generation)
 
     def fit(self, data: Samples, previous: GMMModel | None, stream: Stream) -> GMMModel:

@@ -15,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..capabilities import HasDensity, HasMoments
 from ..errors import UserError
 from ..provenance import REAL, SYNTHETIC, Samples
 from ..randomness import Stream
@@ -74,8 +75,9 @@ class KDEModel:
 
 
 @register
-class KDE(Family):
+class KDE(Family, HasMoments, HasDensity):
     name = "kde"
+    overview = ('kl_to_truth', 'cov_trace', 'tail_mass')   # the report's headline panels
     description = "Gaussian kernel density estimate, Scott/Silverman bandwidth (Kazdan et al. 2024)"
     Params = KDEParams
     default_n_samples = 500
@@ -83,12 +85,12 @@ class KDE(Family):
     def bytes_per_replicate(self, max_train: int) -> int:
         return 8 * max_train * (8 * self.params.dim + 8) + 8 * self.params.n_eval * 64
 
-    def truth(self) -> Mixture:
+    def truth_mixture(self) -> Mixture:
         p = self.params
         return ring(p.dim, p.truth_components, p.truth_radius, p.truth_std)
 
     def draw_real(self, n: int, generation: int, stream: Stream, stats: bool) -> Samples:
-        return Samples.made(broadcast(self.truth(), stream.n_replicates).sample(n, stream), REAL, generation)
+        return Samples.made(broadcast(self.truth_mixture(), stream.n_replicates).sample(n, stream), REAL, generation)
 
     def fit(self, data: Samples, previous: KDEModel | None, stream: Stream) -> KDEModel:
         n = data.size

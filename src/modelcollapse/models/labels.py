@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..capabilities import Classifies, LabelledBatches
 from ..errors import UserError
 from ..randomness import Stream
 from .base import Family, Sampling, register
@@ -101,13 +102,14 @@ def _counts_only(stats: bool) -> None:
 
 
 @register
-class Labels(Family):
+class Labels(Family, Classifies, LabelledBatches):
     name = "labels"
+    overview = ('error_rate', 'train_error')   # the report's headline panels
     description = ("K inputs with true label 0, a majority-vote classifier whose generator "
                    "flips labels with probability label_noise (Feng et al. 2024)")
     Params = LabelsParams
     default_n_samples = 10_000
-    batch_type = LabelStats  # policies check for ``verify`` on it (see curation/verified.py)
+    samples_supported = False
 
     @classmethod
     def default_samples(cls, params: LabelsParams) -> int:

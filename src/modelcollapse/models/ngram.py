@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..capabilities import RefitsOnDocuments, Watermarks
 from ..errors import UserError
 from ..lm import NGramLM
 from ..lm import decode
@@ -177,8 +178,9 @@ class NGramModels:
 
 
 @register
-class NGram(TextFamily):
+class NGram(TextFamily, Watermarks, RefitsOnDocuments):
     name = "ngram"
+    overview = ('perplexity_real', 'tail_coverage', 'vocab_size')   # the report's headline panels
     description = "n-gram language model (order 1-6, Kneser-Ney) on a real corpus: the text collapse loop"
     Params = NGramParams
     default_n_samples = 0  # the train split's number of documents

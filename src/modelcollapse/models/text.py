@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..capabilities import GeneratesText
 from ..errors import UserError
 from ..provenance import REAL, SYNTHETIC, Documents, random_subset
 from ..randomness import Stream
@@ -87,7 +88,7 @@ class RealText:
     replicates = np.zeros(1, dtype=np.int64)
 
 
-class TextFamily(Family):
+class TextFamily(Family, GeneratesText):
     """The shared half of a text family (see the module docstring)."""
 
     default_n_samples = 0  # the train split's number of documents
@@ -118,6 +119,10 @@ class TextFamily(Family):
             rng = stream.seeds.generator(stream.stage, int(r), "docs", generation)
             docs.append(self.generate(lm, n, rng, sampling))
         return Documents.made(docs, SYNTHETIC, generation)
+
+    def evaluation_size(self, n_samples: int) -> int:
+        """Documents per evaluation corpus of the text metrics (families may cap it)."""
+        return n_samples
 
     def truth_model(self) -> RealText:
         return RealText()
