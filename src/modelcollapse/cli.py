@@ -66,6 +66,9 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="modelcollapse", description=__doc__.splitlines()[0])
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                   help="import user code that registers families, metrics, policies, curation "
+                        "blocks, overlays or audit signals (repeatable; see examples/plugins)")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a study file or one setting given by flags")
     r.add_argument("study", nargs="?", help="a study TOML file (flags below override it)")
@@ -186,6 +189,9 @@ def cmd_list() -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.plugin:
+            from . import plugins
+            plugins.add(args.plugin)
         if args.command in ("run", "sweep"):
             return cmd_run(args)
         if args.command == "query":

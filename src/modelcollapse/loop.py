@@ -150,8 +150,8 @@ def build(cell: Cell) -> tuple[Family, Policy, Sampling, list[Metric]]:
     """The family, policy, sampling and metric objects of a resolved cell."""
     p = cell.params
     fam_cls, pol_cls = FAMILIES.get(cell.family), POLICIES.get(cell.policy)
-    family = fam_cls(cell.sub_params(fam_cls.Params), cell.n_samples)
-    policy = pol_cls(cell.sub_params(pol_cls.Params))
+    family = fam_cls(cell.sub_params(fam_cls.Params, "family"), cell.n_samples)
+    policy = pol_cls(cell.sub_params(pol_cls.Params, "policy"))
     sampling = Sampling(p["temperature"], p["truncation"])
     return family, policy, sampling, [METRICS.get(m) for m in cell.metrics]
 
@@ -267,20 +267,3 @@ def tidy(values: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
         "value": np.transpose(values, (1, 0, 2)).ravel(),
     }, copy=False)
     return df[df["value"].notna()].reset_index(drop=True) if np.isnan(values).any() else df
-
-
-def truth_value(cell: Cell, metric: str) -> float | None:
-    """The metric evaluated on the true distribution (a reference line), if meaningful
-    (None when not, or when a text family's corpus is gone or no longer the one that ran)."""
-    family, _, _, _ = build(cell)
-    m = METRICS.get(metric)
-    truth = family.truth_model()
-    if truth is None or m.direction != "truth":
-        return None
-    try:
-        _check_fingerprint(cell, family)
-    except UserError:
-        return None
-    ctx = MetricContext(family, truth, None, 0, cell.n_samples,
-                        EvaluationState(SeedTree(cell.seed, cell.seed_key)))
-    return float(m.fn(ctx)[0])

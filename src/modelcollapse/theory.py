@@ -11,11 +11,14 @@ Tale of Tails" (Zipf tail cut); Feng et al. 2024 (verifier-pruned synthetic data
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.special import digamma
+
+from .capabilities import GaussianClosedForm, HasCoefficients, HasProbabilities
 
 
 def gaussian_variance(sigma2: float, m: int, n: np.ndarray, ddof: int = 0,
@@ -128,40 +131,91 @@ class Curve:
     reason: str = ""
 
 
-def curve(family: str, policy: str, params: dict[str, Any], n_samples: int, metric: str,
+Overlay = Callable[[str, dict, int, str, np.ndarray], "Curve | None"]
+
+#: The registered overlays: (capabilities the family must provide, function), in order.
+OVERLAYS: list[tuple[tuple[type, ...], Overlay]] = []
+
+
+def overlay(*requires: type) -> Callable[[Overlay], Overlay]:
+    """Register ``fn(policy, params, n_samples, metric, generations) -> Curve | None`` for
+    families that provide ``requires`` (capabilities); it returns None where it has nothing
+    to say (another metric, policy or setting). A plugin registers its own the same way."""
+    def wrap(fn: Overlay) -> Overlay:
+        OVERLAYS.append((tuple(requires), fn))
+        return fn
+    return wrap
+
+
+def curve(family: Any, policy: str, params: dict[str, Any], n_samples: int, metric: str,
           generations: np.ndarray) -> Curve | None:
     """The closed-form expectation of ``metric`` per generation for one cell, a Curve with
     the reason when a closed form exists for the setting but is undefined, or None when the
-    literature has no closed form for this metric and setting."""
-    n = np.asarray(generations) + 1
-    replace = policy == "replace" or (policy == "mix" and params.get("real_fraction") == 0.0)
-    unbiased_sampling = params.get("truncation", 1.0) == 1.0
-    tau = params.get("temperature", 1.0)
-    if family == "gaussian" and replace and unbiased_sampling:
-        sigma2, d, m = params["truth_std"] ** 2, params["dim"], n_samples
-        ddof = 0 if params["estimator"] == "mle" else 1
-        if metric == "variance" and d == 1:
-            return Curve(gaussian_variance(sigma2, m, n, ddof, tau), "E[s2] (Shumailov et al.)")
-        if metric == "cov_trace":
-            return Curve(d * gaussian_variance(sigma2, m, n, ddof, tau), "E[tr S] (Shumailov et al.)")
-        if metric == "cov_logdet" and m > d:
-            return Curve(gaussian_log_det(sigma2, m, n, d, ddof, tau), "E[ln det S] (Wishart)")
-        if metric == "mean_error":
-            return Curve(d * gaussian_mean_sq(sigma2, m, n, ddof, tau), "E[|mu-mu*|^2]")
-    if family == "linear_regression" and metric == "test_error" and policy in ("replace", "accumulate") \
-            and unbiased_sampling and tau == 1.0:
-        sigma2, d, t = params["noise"] ** 2, params["dim"], params["n_train"]
-        if t < d + 2:
-            return Curve(None, reason=f"closed form undefined: n_train T={t} <= dim+1={d + 1}")
-        if policy == "replace":
-            return Curve(regression_replace_error(sigma2, d, t, n), "n s2 d/(T-d-1) (Gerstgrasser et al.)")
-        return Curve(regression_accumulate_error(sigma2, d, t, n), "s2 d/(T-d-1) sum 1/i^2 (Gerstgrasser et al.)")
-    if family == "categorical" and metric == "collision_probability" and replace \
-            and unbiased_sampling and tau == 1.0:
-        if params["truth"] == "uniform":
-            s0 = 1.0 / params["n_outcomes"]
-        else:
-            p = np.arange(1, params["n_outcomes"] + 1, dtype=float) ** -params["zipf_beta"]
-            s0 = float(((p / p.sum()) ** 2).sum())
-        return Curve(collision_probability(s0, n_samples, n), "1-(1-1/n)^m (1-S0) (Seddik et al.)")
+    literature has no closed form for this metric and setting. ``family``: a registered
+    family's name or class; overlays are chosen by its capabilities."""
+    from .capabilities import satisfies
+    if isinstance(family, str):
+        from .catalog import FAMILIES
+        family = FAMILIES.get(family)
+    for requires, fn in OVERLAYS:
+        if satisfies(family, requires):
+            out = fn(policy, params, n_samples, metric, np.asarray(generations))
+            if out is not None:
+                return out
     return None
+
+
+def _replace(policy: str, params: dict[str, Any]) -> bool:
+    return policy == "replace" or (policy == "mix" and params.get("real_fraction") == 0.0)
+
+
+def _unbiased(params: dict[str, Any]) -> bool:
+    return params.get("truncation", 1.0) == 1.0
+
+
+@overlay(GaussianClosedForm)
+def _gaussian(policy: str, params: dict[str, Any], n_samples: int, metric: str,
+              generations: np.ndarray) -> Curve | None:
+    if not (_replace(policy, params) and _unbiased(params)):
+        return None
+    n, tau = generations + 1, params.get("temperature", 1.0)
+    sigma2, d, m = params["truth_std"] ** 2, params["dim"], n_samples
+    ddof = 0 if params["estimator"] == "mle" else 1
+    if metric == "variance" and d == 1:
+        return Curve(gaussian_variance(sigma2, m, n, ddof, tau), "E[s2] (Shumailov et al.)")
+    if metric == "cov_trace":
+        return Curve(d * gaussian_variance(sigma2, m, n, ddof, tau), "E[tr S] (Shumailov et al.)")
+    if metric == "cov_logdet" and m > d:
+        return Curve(gaussian_log_det(sigma2, m, n, d, ddof, tau), "E[ln det S] (Wishart)")
+    if metric == "mean_error":
+        return Curve(d * gaussian_mean_sq(sigma2, m, n, ddof, tau), "E[|mu-mu*|^2]")
+    return None
+
+
+@overlay(HasCoefficients)
+def _regression(policy: str, params: dict[str, Any], n_samples: int, metric: str,
+                generations: np.ndarray) -> Curve | None:
+    if metric != "test_error" or policy not in ("replace", "accumulate") or not _unbiased(params) \
+            or params.get("temperature", 1.0) != 1.0:
+        return None
+    n = generations + 1
+    sigma2, d, t = params["noise"] ** 2, params["dim"], params["n_train"]
+    if t < d + 2:
+        return Curve(None, reason=f"closed form undefined: n_train T={t} <= dim+1={d + 1}")
+    if policy == "replace":
+        return Curve(regression_replace_error(sigma2, d, t, n), "n s2 d/(T-d-1) (Gerstgrasser et al.)")
+    return Curve(regression_accumulate_error(sigma2, d, t, n), "s2 d/(T-d-1) sum 1/i^2 (Gerstgrasser et al.)")
+
+
+@overlay(HasProbabilities)
+def _categorical(policy: str, params: dict[str, Any], n_samples: int, metric: str,
+                 generations: np.ndarray) -> Curve | None:
+    if metric != "collision_probability" or not (_replace(policy, params) and _unbiased(params)) \
+            or params.get("temperature", 1.0) != 1.0:
+        return None
+    if params["truth"] == "uniform":
+        s0 = 1.0 / params["n_outcomes"]
+    else:
+        p = np.arange(1, params["n_outcomes"] + 1, dtype=float) ** -params["zipf_beta"]
+        s0 = float(((p / p.sum()) ** 2).sum())
+    return Curve(collision_probability(s0, n_samples, generations + 1), "1-(1-1/n)^m (1-S0) (Seddik et al.)")

@@ -75,6 +75,7 @@ class DesignRows(Samples):
 @register
 class LinearRegression(Family, HasCoefficients):
     name = "linear_regression"
+    overview = ('test_error',)   # the report's headline panels
     description = "least squares on a fixed Gaussian design with fresh label noise (Gerstgrasser et al. 2024)"
     Params = RegressionParams
     default_n_samples = 32

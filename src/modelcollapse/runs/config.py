@@ -136,10 +136,10 @@ class CellConfig:
         text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    def sub_params(self, cls: type) -> Any:
-        """The parameter dataclass ``cls`` filled from this cell's params."""
-        # An optional parameter left unset (None) is not stored (see ``omit_unset``).
-        return cls(**{k: self.params[k] for k in fields_of(cls) if k in self.params})
+    def sub_params(self, cls: type, owner: str = "family") -> Any:
+        """The parameter dataclass ``cls`` of ``owner`` ('family', 'policy' or 'loop') filled
+        from this cell's params; a name two owners declare is stored as 'owner.name'."""
+        return cls(**{k: self.params.get(f"{owner}.{k}", self.params.get(k)) for k in fields_of(cls)})
 
     def to_dict(self) -> dict[str, Any]:
         out = {

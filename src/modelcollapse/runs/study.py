@@ -51,8 +51,8 @@ class Study:
                 parts.append(getattr(cell, axis))
             elif axis in ("n_samples", "generations"):
                 parts.append(f"{axis}={getattr(cell, axis)}")
-            elif axis in cell.params:
-                parts.append(f"{axis}={cell.params[axis]}")
+            elif param(cell, axis) is not None:
+                parts.append(f"{axis}={param(cell, axis)}")
         return " · ".join(parts) or f"{cell.family} · {cell.policy}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,6 +76,45 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise UserError(f"study file {path} is not UTF-8 text (byte offset {e.start})") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"study file {path} is not valid TOML: {e}") from None
+
+
+OWNERS = ("family", "policy", "loop")
+
+
+def _owned(given: dict[str, Any], classes: dict[str, type], family: str, policy: str,
+           where: str) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """Split one cell's params among its owners. A bare name goes to the owner that declares
+    it; 'owner.name' to that owner only; a bare name that two owners of this cell declare is
+    refused (it would silently set both). Returns the per-owner values and the keys used."""
+    out: dict[str, dict[str, Any]] = {o: {} for o in OWNERS}
+    used: set[str] = set()
+    label = {"family": f"family {family}", "policy": f"policy {policy}", "loop": "the loop"}
+    for key, value in given.items():
+        owner, dot, bare = key.partition(".")
+        if dot and owner in OWNERS:
+            if bare in fields_of(classes[owner]):
+                out[owner][bare] = value
+                used.add(key)
+            continue
+        holders = [o for o in OWNERS if key in fields_of(classes[o])]
+        if len(holders) > 1:
+            raise UserError(f"{where}params.{key} is declared by both {label[holders[0]]} and "
+                            f"{label[holders[1]]}; write {holders[0]}.{key} or {holders[1]}.{key}")
+        if holders:
+            out[holders[0]][key] = value
+            used.add(key)
+    return out, used
+
+
+def _namespaced(values: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One flat params dict: a name only one owner declares keeps its bare spelling (so cell
+    keys are what they always were); a name two owners declare is stored per owner."""
+    counts: dict[str, int] = {}
+    for part in values.values():
+        for k in part:
+            counts[k] = counts.get(k, 0) + 1
+    return {(k if counts[k] == 1 else f"{owner}.{k}"): v
+            for owner, part in values.items() for k, v in part.items()}
 
 
 def _owner_fields() -> dict[str, list[str]]:
@@ -130,6 +169,9 @@ def parse_study(mapping: dict[str, Any], where: str = "", name: str = "run") -> 
             params = {(key if k == alias else k): v for k, v in params.items()}
     owners = _owner_fields()
     for key in params:
+        owner, dot, bare = key.partition(".")
+        if dot and owner in OWNERS and bare in owners:
+            continue   # 'family.x', 'policy.x', 'loop.x': one owner's parameter, by name
         if key not in owners:
             raise UserError(f"{where}params.{key} is not a parameter of any family, policy or the loop"
                             f"{closest(key, owners)}; see `modelcollapse list`")
@@ -186,7 +228,14 @@ def _pair_sufficient_stats(cells: dict[str, CellConfig], params: dict[str, Any])
 def _axis_value(cell: CellConfig, key: str) -> Any:
     if key in ("family", "policy", "n_samples", "generations"):
         return getattr(cell, key)
-    return repr(cell.params.get(key))
+    return repr(param(cell, key))
+
+
+def param(cell: CellConfig, key: str) -> Any:
+    """A cell's value of params key ``key`` ('name' or 'owner.name'), or None."""
+    if key in cell.params:
+        return cell.params[key]
+    return cell.params.get(key.partition(".")[2]) if "." in key else None
 
 
 def _metric_names(value: Any, where: str) -> list[str] | None:
@@ -209,14 +258,15 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
     family_name = coerce(setting["family"], str, f"{where}family")
     policy_name = coerce(setting.get("policy", DEFAULTS["policy"]), str, f"{where}policy")
     fam_cls, pol_cls = FAMILIES.get(family_name), POLICIES.get(policy_name)
-    given = {k: setting[k] for k in param_keys}
-    fam = make_params(fam_cls.Params, given, f"{where}params.")
-    pol = make_params(pol_cls.Params, given, f"{where}params.")
-    loop = make_params(LoopParams, given, f"{where}params.")
-    consumed = set(fields_of(fam_cls.Params)) | set(fields_of(pol_cls.Params)) | set(fields_of(LoopParams))
+    classes = {"family": fam_cls.Params, "policy": pol_cls.Params, "loop": LoopParams}
+    given, consumed = _owned({k: setting[k] for k in param_keys}, classes, family_name,
+                             policy_name, where)
+    fam = make_params(fam_cls.Params, given["family"], f"{where}params.")
+    pol = make_params(pol_cls.Params, given["policy"], f"{where}params.")
+    loop = make_params(LoopParams, given["loop"], f"{where}params.")
     n_samples = setting.get("n_samples")
     n_samples = fam_cls.default_samples(fam) if n_samples is None else coerce(n_samples, int, f"{where}n_samples")
-    if getattr(pol, "absolute", False) and "real_fraction" in given:
+    if getattr(pol, "absolute", False) and "real_fraction" in given["policy"]:
         raise UserError(f"{where}params.real_fraction and params.n_real / n_synthetic both size "
                         f"the real part of policy {policy_name}; give one or the other")
     pool = pol_cls(pol).real_pool_size()
@@ -252,9 +302,15 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
     if loop.sufficient_stats is True and not stats_possible:
         raise UserError(f"{where}params.sufficient_stats = true is not possible for family "
                         f"{family_name} with policy {policy_name} and this sampling; use 'auto'")
-    flat = omit_unset({**asdict(fam), **asdict(pol), **asdict(loop)})
+    flat = omit_unset(_namespaced({"family": asdict(fam), "policy": asdict(pol),
+                                   "loop": asdict(loop)}))
     flat.update(family.fingerprint())   # e.g. a corpus's hash: new content, new cell
     flat["sufficient_stats"] = bool(stats_possible and loop.sufficient_stats is not False)
+    if not flat["sufficient_stats"] and not family.samples_supported:
+        raise UserError(f"{where}family {family_name} keeps its data as sufficient statistics "
+                        f"only, and policy {policy_name} with these settings needs individual "
+                        f"data (use replace, accumulate, verified, or mix with real_source = "
+                        f"'fresh', and sufficient_stats = 'auto')")
     metrics = tuple(n for n, mt in METRICS.items() if mt.applies_to(family, fam, policy)
                     and (wanted is None or n in wanted))
     need = 8 * generations * len(metrics) * replicates
@@ -262,7 +318,8 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
         raise UserError(f"{where}{generations} generations x {len(metrics)} metrics x {replicates} "
                         f"replicates need {need / 2**30:.0f} GiB of results; use fewer replicates, "
                         f"generations or metrics")
-    pairing = stream_key(family_name, n_samples, flat, set(fields_of(pol_cls.Params))) if paired else ""
+    policy_keys = {k for k in flat if k.startswith("policy.") or k in fields_of(pol_cls.Params)}
+    pairing = stream_key(family_name, n_samples, flat, policy_keys) if paired else ""
     cell = CellConfig(family_name, policy_name, n_samples, generations, replicates, seed, metrics,
                       flat, pairing)
-    return cell, consumed & set(param_keys)
+    return cell, consumed
