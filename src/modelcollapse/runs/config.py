@@ -138,8 +138,15 @@ class CellConfig:
 
     def sub_params(self, cls: type, owner: str = "family") -> Any:
         """The parameter dataclass ``cls`` of ``owner`` ('family', 'policy' or 'loop') filled
-        from this cell's params; a name two owners declare is stored as 'owner.name'."""
-        return cls(**{k: self.params.get(f"{owner}.{k}", self.params.get(k)) for k in fields_of(cls)})
+        from this cell's params; a name two owners declare is stored as 'owner.name', and an
+        optional parameter left unset (None) is not stored (see ``omit_unset``)."""
+        values = {}
+        for k in fields_of(cls):
+            if f"{owner}.{k}" in self.params:
+                values[k] = self.params[f"{owner}.{k}"]
+            elif k in self.params:
+                values[k] = self.params[k]
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -169,6 +176,7 @@ def stream_key(family: str, n_samples: int, params: dict[str, Any], policy_field
     parameters and ``sufficient_stats`` (resolved per pair group), hashed like ``key``."""
     ident = {"family": family, "n_samples": n_samples,
              "params": {k: v for k, v in sorted(params.items())
-                        if k not in ENGINE_ONLY and k not in policy_fields and k != "sufficient_stats"}}
+                        if k not in ENGINE_ONLY and k not in policy_fields and k != "sufficient_stats"
+                        and not k.startswith("policy.")}}
     text = json.dumps(ident, sort_keys=True, separators=(",", ":"))
     return "paired:" + hashlib.sha256(text.encode()).hexdigest()[:12]

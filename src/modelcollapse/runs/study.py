@@ -302,8 +302,7 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
     if loop.sufficient_stats is True and not stats_possible:
         raise UserError(f"{where}params.sufficient_stats = true is not possible for family "
                         f"{family_name} with policy {policy_name} and this sampling; use 'auto'")
-    flat = omit_unset(_namespaced({"family": asdict(fam), "policy": asdict(pol),
-                                   "loop": asdict(loop)}))
+    flat = omit_unset(_namespaced({"family": asdict(fam), "policy": asdict(pol), "loop": asdict(loop)}))
     flat.update(family.fingerprint())   # e.g. a corpus's hash: new content, new cell
     flat["sufficient_stats"] = bool(stats_possible and loop.sufficient_stats is not False)
     if not flat["sufficient_stats"] and not family.samples_supported:
@@ -318,8 +317,7 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
         raise UserError(f"{where}{generations} generations x {len(metrics)} metrics x {replicates} "
                         f"replicates need {need / 2**30:.0f} GiB of results; use fewer replicates, "
                         f"generations or metrics")
-    policy_keys = {k for k in flat if k.startswith("policy.") or k in fields_of(pol_cls.Params)}
-    pairing = stream_key(family_name, n_samples, flat, policy_keys) if paired else ""
+    pairing = stream_key(family_name, n_samples, flat, set(fields_of(pol_cls.Params))) if paired else ""
     cell = CellConfig(family_name, policy_name, n_samples, generations, replicates, seed, metrics,
                       flat, pairing)
     return cell, consumed
