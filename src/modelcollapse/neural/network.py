@@ -106,5 +106,8 @@ def save(module, folder: Path) -> Path:
 def load(folder: Path, device: str):
     """The model saved by :func:`save` in ``folder``, on ``device``, in eval mode."""
     torch, transformers = require()
-    module = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    # safetensors only: a run folder may come from someone else, and a pickled
+    # pytorch_model.bin beside the config would otherwise be unpickled
+    module = transformers.AutoModelForCausalLM.from_pretrained(
+        str(folder), dtype=torch.float32, use_safetensors=True, trust_remote_code=False)
     return module.to(device).eval()
