@@ -149,3 +149,20 @@ def test_families_with_weights_on_disk_take_more_replicates_only():
     assert "more replicates, not more generations" in _growth(old, more_gens)
     gaussian = {**old, "cells": [{**cell, "family": "gaussian"}]}
     assert _growth(gaussian, {**gaussian, "cells": [{**cell, "family": "gaussian", "generations": 4}]}) is None
+
+
+def test_markers_written_before_sizes_were_kept_still_count(tmp_path):
+    """A run folder from before --extend: DONE holds only the row count; the sizes come from
+    the cell's config.toml, so the cell is done (and growing it is an extension)."""
+    out = tmp_path / "run"
+    study = _one()
+    run_study(study, out, plots=False)
+    store = RunStore(out)
+    done = store.cell_dir(study.cells[0]) / "DONE"
+    done.write_text(json.dumps({"rows": 1}))
+    assert store.is_done(study.cells[0])
+    assert store.finished_sizes(study.cells[0]) == (4, 6)
+    bigger = _one(replicates=8)
+    assert not store.is_done(bigger.cells[0])
+    ext = run_study(bigger, out, plots=False, extend=True)
+    assert ext.metrics.replicate.nunique() == 8

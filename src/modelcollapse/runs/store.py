@@ -286,12 +286,13 @@ class RunStore:
         folder = self.cell_dir(cell)
         if not ((folder / "DONE").exists() and (folder / "metrics.parquet").exists()):
             return None
+        from .study import parse_toml_file
         try:   # markers since --extend carry the sizes; older ones: the config beside them
             done = json.loads((folder / "DONE").read_text("utf-8"))
             if "generations" not in done:
-                done = tomllib.loads((folder / "config.toml").read_text("utf-8"))
+                done = parse_toml_file(folder / "config.toml", "cell config")
             return int(done["generations"]), int(done["replicates"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, UserError):
             return cell.generations, cell.replicates   # a marker from before sizes were kept
 
     def is_done(self, cell: CellConfig) -> bool:
