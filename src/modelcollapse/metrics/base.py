@@ -53,6 +53,8 @@ class Implementation:
     fn: Callable[[MetricContext], np.ndarray]
     requires: tuple[type[Capability], ...]
     applies: Callable[[Any], bool] | None = None   # a predicate on the family's params
+    # Computed only when named (--metrics / metrics = [...]): costly sample-based ones.
+    opt_in: bool = False
 
 
 @dataclass
@@ -68,8 +70,6 @@ class Metric:
     # What plots draw by default: "mean" (with its 95% CI) or "median" (with the 10-90% band
     # of the chains), the latter for heavy-tailed metrics whose mean a few chains dominate.
     center: Literal["mean", "median"] = "mean"
-    # Computed only when named (--metrics / metrics = [...]): costly sample-based metrics.
-    opt_in: bool = False
 
     @property
     def requires(self) -> str:
@@ -81,6 +81,11 @@ class Metric:
             if satisfies(family, impl.requires):
                 return impl
         return None
+
+    def opt_in_for(self, family: Any) -> bool:
+        """True when the implementation ``family`` gets is computed only when named."""
+        impl = self.implementation(family)
+        return impl is not None and impl.opt_in
 
     def fn(self, ctx: MetricContext) -> np.ndarray:
         """(R,) values for the chunk in ``ctx``, by the implementation ``ctx.family`` admits."""
@@ -119,10 +124,10 @@ def metric(name: str, *, direction: Direction, description: str,
     at generation 0, before any filtering): those values are left out of the results.
     ``center`` is what plots and the report draw by default: the mean with its 95% CI, or,
     for heavy-tailed metrics, the median with the 10-90% band of the chains. An ``opt_in``
-    metric is computed only when a run names it (costly sample-based metrics)."""
+    implementation is computed only when a run names the metric (costly sample-based ones)."""
 
     def wrap(fn: Callable[[MetricContext], np.ndarray]) -> Callable[[MetricContext], np.ndarray]:
-        impl = Implementation(fn, tuple(requires), applies)
+        impl = Implementation(fn, tuple(requires), applies, opt_in)
         if name in METRICS:
             old = METRICS.get(name)
             if (old.direction, old.description, old.policy_requires, old.sparse) != (
@@ -132,7 +137,7 @@ def metric(name: str, *, direction: Direction, description: str,
             old.implementations.append(impl)
         else:
             METRICS.add(name, Metric(name, direction, description, [impl],
-                                     tuple(policy_requires), sparse, center, opt_in))
+                                     tuple(policy_requires), sparse, center))
         return fn
 
     return wrap

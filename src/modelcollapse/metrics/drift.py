@@ -30,6 +30,12 @@ from ..randomness import SHARED, Stream
 from .base import MetricContext, metric
 from .continuous import _truth_tails as truth_tails
 
+PRECISION = ("share of generated samples inside some real sample's k-NN ball (fidelity; Kynkaanniemi "
+             "et al. 2019): image features (k = nn_k), or raw points of a continuous family (k = 3, "
+             "256 each, opt-in)")
+RECALL = ("share of real samples inside some generated sample's k-NN ball (diversity; Kynkaanniemi "
+          "et al. 2019): image features (k = nn_k), or raw points of a continuous family (k = 3, "
+          "256 each, opt-in)")
 N_DRAWS = 2000     # Monte Carlo draws for kl_to_gen0 on mixtures
 N_POINTS = 256     # real points and model draws for precision / recall
 K_NN = 3
@@ -213,14 +219,12 @@ def _precision_recall(ctx: MetricContext) -> tuple[np.ndarray, np.ndarray]:
 
 
 @metric("precision", direction="higher", requires=(HasMoments, HasDensity), opt_in=True,
-        description="share of model draws inside the real points' 3-NN balls (Kynkaanniemi et al. "
-                    "2019; 256 of each): fidelity")
+        description=PRECISION)
 def precision(ctx: MetricContext) -> np.ndarray:
     return _precision_recall(ctx)[0]
 
 
 @metric("recall", direction="higher", requires=(HasMoments, HasDensity), opt_in=True,
-        description="share of real points inside the model draws' 3-NN balls (Kynkaanniemi et al. "
-                    "2019; 256 of each): diversity")
+        description=RECALL)
 def recall(ctx: MetricContext) -> np.ndarray:
     return _precision_recall(ctx)[1]

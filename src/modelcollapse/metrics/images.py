@@ -33,6 +33,7 @@ import numpy as np
 from ..capabilities import GeneratesImages
 from ..randomness import SHARED, Stream
 from .base import MetricContext, metric
+from .drift import PRECISION, RECALL
 from .image_features import feature_net
 
 IMAGES = (GeneratesImages,)
@@ -167,10 +168,10 @@ def _prdc_metric(name: str, text: str):
     return fn
 
 
-precision = _prdc_metric("precision", "share of generated images inside some real image's k-NN "
-                         "ball in feature space (quality; Kynkaanniemi et al. 2019, k = nn_k)")
-recall = _prdc_metric("recall", "share of real images inside some generated image's k-NN ball "
-                      "(diversity; Kynkaanniemi et al. 2019, k = nn_k)")
+# One name, one meaning: the continuous families' precision and recall (metrics/drift.py) are
+# the same k-NN quantities on raw points, registered with this same description.
+precision = _prdc_metric("precision", PRECISION)
+recall = _prdc_metric("recall", RECALL)
 density = _prdc_metric("density", "mean number of real k-NN balls holding a generated image, / k "
                        "(Naeem et al. 2020)")
 coverage = _prdc_metric("coverage", "share of real k-NN balls holding a generated image "
