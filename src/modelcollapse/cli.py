@@ -214,7 +214,8 @@ def cmd_list() -> int:
     for name, m in METRICS.items():
         under = (f"; under a policy with {' + '.join(c.label for c in m.policy_requires)}"
                  if m.policy_requires else "")
-        print(f"  {name:<24} [{m.direction:<6}] {m.description}  ({m.requires}{under})")
+        opt = "; opt-in: computed when named" if m.opt_in else ""
+        print(f"  {name:<24} [{m.direction:<6}] {m.description}  ({m.requires}{under}{opt})")
     return 0
 
 

@@ -372,7 +372,7 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
                         f"data (use replace, accumulate, verified, or mix with real_source = "
                         f"'fresh', and sufficient_stats = 'auto')")
     metrics = tuple(n for n, mt in METRICS.items() if mt.applies_to(family, fam, policy)
-                    and (wanted is None or n in wanted))
+                    and (n in wanted if wanted is not None else not mt.opt_in))
     need = 8 * generations * len(metrics) * replicates
     if need > RESULT_BYTES:
         raise UserError(f"{where}{generations} generations x {len(metrics)} metrics x {replicates} "
