@@ -62,9 +62,11 @@ def _unavailable(name: str, e: Exception) -> UserError:
 
 def load_pretrained(name: str):
     """The causal LM of checkpoint ``name`` (a folder or a hub id), in float32."""
+    from ..hub import hub_access
     torch, transformers = require()
     try:
-        return transformers.AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
+        with hub_access():   # offline at once when the Hub does not answer
+            return transformers.AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
     except (OSError, ValueError) as e:
         raise _unavailable(name, e) from None
 
@@ -73,8 +75,10 @@ def load_tokenizer(name: str):
     """The tokenizer of checkpoint ``name`` (wrapped as a PretrainedTokenizer)."""
     _, transformers = require()
     from .tokenizer import PretrainedTokenizer
+    from ..hub import hub_access
     try:
-        hf = transformers.AutoTokenizer.from_pretrained(name)
+        with hub_access():
+            hf = transformers.AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as e:
         raise _unavailable(name, e) from None
     return PretrainedTokenizer(name, hf)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import errno
 import gzip
 import io
 import json
@@ -69,14 +70,19 @@ fault_point.counts = {}  # type: ignore[attr-defined]
 
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
     """Write ``path`` via a temporary sibling, fsync, then rename (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as e:   # disk full, quota, read-only: name the file (write errors carry none)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG):
+            raise UserError(f"cannot write {path}: {e.strerror}; the previous file, if any, "
+                            f"is intact") from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
