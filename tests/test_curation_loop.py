@@ -104,7 +104,7 @@ def test_recovery_returns_to_the_real_model(corpus):
 
 
 def test_curation_errors(corpus, tmp_path, capsys):
-    with pytest.raises(UserError, match="curates text"):
+    with pytest.raises(UserError, match="needs a family with text generation"):
         run_one(family="gaussian", policy="filtered")
     with pytest.raises(UserError, match="watermark = true"):
         run(corpus, "filtered", detector="watermark")

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from helpers import matrix, run_one
+from modelcollapse.metrics.state import EvaluationState
 from modelcollapse.cli import main
 from modelcollapse.lm import EOS, NGramLM
 from modelcollapse.lm import decode
@@ -143,11 +144,11 @@ def test_registered_metrics_are_the_textmetrics_functions(corpus):
     class Models:
         lms, replicates = [lm], np.array([0])
 
-    ctx = MetricContext(fam, Models(), None, 0, 100, {"seeds": SeedTree(0, "x"), "sampling": Sampling()})
+    ctx = MetricContext(fam, Models(), None, 0, 100, EvaluationState(SeedTree(0, "x"), Sampling()))
     (e,) = evaluations(ctx)
     assert len(e.docs) == 100 and sum(len(d) for d in e.equal) == SMALL["eval_tokens"]
     expected = {
-        "distinct_2": tm.distinct_n(e.equal, 2), "entropy": tm.unigram_entropy(e.equal),
+        "distinct_2": tm.distinct_n(e.equal, 2), "unigram_entropy": tm.unigram_entropy(e.equal),
         "vocab_size": tm.vocab_size(e.equal), "self_bleu": tm.self_bleu(e.bleu),
         "repetition_rate": tm.repetition_rate(e.equal, 4),
         "mean_length": np.mean([d.size for d in e.docs]),
@@ -158,7 +159,7 @@ def test_registered_metrics_are_the_textmetrics_functions(corpus):
     for name, value in expected.items():
         assert METRICS.get(name).fn(ctx)[0] == pytest.approx(value, rel=1e-12), name
     # the reference line: the same computation on real documents
-    real = MetricContext(fam, RealText(), None, 0, 100, {"seeds": SeedTree(0, "x")})
+    real = MetricContext(fam, RealText(), None, 0, 100, EvaluationState(SeedTree(0, "x")))
     (r,) = evaluations(real)
     assert METRICS.get("vocab_size").fn(real)[0] == tm.vocab_size(r.equal)
 
@@ -173,10 +174,10 @@ def test_results_do_not_depend_on_chunking(corpus):
 
 def test_sampling_bias_narrows_the_output(corpus):
     kw = dict(family="ngram", policy="replace", generations=3, replicates=2, seed=1,
-              metrics=["vocab_size", "entropy"])
+              metrics=["vocab_size", "unigram_entropy"])
     plain = run_one(params=small(corpus), **kw)
     biased = run_one(params=small(corpus, temperature=0.6, top_p=0.8), **kw)
-    assert (matrix(biased, "entropy")[-1] < matrix(plain, "entropy")[-1]).all()
+    assert (matrix(biased, "unigram_entropy")[-1] < matrix(plain, "unigram_entropy")[-1]).all()
     assert (matrix(biased, "vocab_size")[-1] < matrix(plain, "vocab_size")[-1]).all()
 
 

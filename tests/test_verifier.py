@@ -112,14 +112,14 @@ def test_bad_params_are_user_errors(name, value):
 
 
 def test_verified_needs_labelled_data():
-    with pytest.raises(UserError, match="policy verified needs a family with labelled data: use family labels"):
+    with pytest.raises(UserError, match="policy verified needs a family with verifiable labels; family gaussian has none"):
         run_one(family="gaussian", policy="verified", generations=2, replicates=2)
 
 
 @pytest.mark.parametrize("params", [{"sufficient_stats": False},
                                     {"real_fraction": 0.1}])   # mix from a fixed pool subsamples data
 def test_labels_run_on_counts_only(params):
-    with pytest.raises(UserError, match="keeps its data as label counts only"):
+    with pytest.raises(UserError, match="keeps its data as sufficient statistics only"):
         run_one(family="labels", policy="mix" if "real_fraction" in params else "replace",
                 generations=2, replicates=2, params=params)
 

@@ -17,5 +17,8 @@ from .curation import verified as _verified  # noqa: F401  (registration)
 from .metrics.base import METRICS
 from .models.base import FAMILIES
 from .policies import POLICIES
+from .plugins import load_all
+
+load_all()   # MODELCOLLAPSE_PLUGINS and installed entry points (group modelcollapse.plugins)
 
 __all__ = ["FAMILIES", "METRICS", "POLICIES"]

@@ -53,6 +53,11 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--executor", default="local", help="local (process pool) or ray")
     r.add_argument("--workers", type=int, default=1, help="parallel cells (default 1)")
     r.add_argument("--address", help="Ray cluster address (default: start a local one)")
+    r.add_argument("--paired", action="store_true", default=None,
+                   help="cells that differ only in policy share generation 0 and the real data")
+    r.add_argument("--extend", action="store_true",
+                   help="--out holds this run with fewer replicates or generations: compute "
+                        "only the new ones (stored values stay as they are)")
     r.add_argument("--new-folder", action="store_true",
                    help="if --out holds a different run, write to the next free OUT-2, OUT-3, ...")
     r.add_argument("--mlflow", nargs="?", const="", metavar="URI",
@@ -82,6 +87,9 @@ def _say(message: str) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="modelcollapse", description=__doc__.splitlines()[0])
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                   help="import user code that registers families, metrics, policies, curation "
+                        "blocks, overlays or audit signals (repeatable; see examples/plugins)")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a study file or one setting given by flags")
     r.add_argument("study", nargs="?", help="a study TOML file (flags below override it)")
@@ -116,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .api import make_study, run_study
     overrides = {"family": args.family, "policy": args.policy, "n_samples": args.n_samples,
                  "generations": args.generations, "replicates": args.replicates,
-                 "seed": args.seed, "params": parse_sets(args.set)}
+                 "seed": args.seed, "paired": args.paired, "params": parse_sets(args.set)}
     for flag, key in ((args.corpus, "corpus"), (args.text_field, "text_field")):
         if flag is not None:
             overrides["params"][key] = flag
@@ -133,8 +141,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if chosen != out and not args.quiet:
             print(f"{out} holds a different run; writing to {chosen}")
         out = chosen
+    if args.extend and args.new_folder:
+        raise UserError("--extend grows the run in --out; it cannot go with --new-folder")
     result = run_study(study, out, quiet=args.quiet, plots=not args.no_plots,
-                       executor=args.executor, workers=args.workers, address=args.address)
+                       executor=args.executor, workers=args.workers, address=args.address,
+                       extend=args.extend)
     if args.mlflow is not None and result.ran:
         from .runs.mlflow_log import default_uri, log_cells
         tables = {k: result.metrics[result.metrics.cell == k] for k in result.ran}
@@ -222,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     try:
+        if args.plugin:
+            from . import plugins
+            plugins.add(args.plugin)
         if args.command in ("run", "sweep"):
             return cmd_run(args)
         if args.command == "query":

@@ -154,8 +154,8 @@ def build(cell: Cell) -> tuple[Family, Policy, Sampling, list[Metric]]:
     """The family, policy, sampling and metric objects of a resolved cell."""
     p = cell.params
     fam_cls, pol_cls = FAMILIES.get(cell.family), POLICIES.get(cell.policy)
-    family = fam_cls(cell.sub_params(fam_cls.Params), cell.n_samples)
-    policy = pol_cls(cell.sub_params(pol_cls.Params))
+    family = fam_cls(cell.sub_params(fam_cls.Params, "family"), cell.n_samples)
+    policy = pol_cls(cell.sub_params(pol_cls.Params, "policy"))
     sampling = Sampling(p["temperature"], p["truncation"])
     return family, policy, sampling, [METRICS.get(m) for m in cell.metrics]
 
@@ -184,6 +184,9 @@ class Checkpoint(Protocol):
     @property
     def models(self) -> Any: ...
 
+    def previous(self) -> np.ndarray | None:
+        """(G0, M, R0) values of a finished smaller run of the cell that ``--extend`` grows."""
+
 
 def run_cell(cell: Cell, on_generation: Callable[[int], None] | None = None,
              checkpoint: Checkpoint | None = None) -> pd.DataFrame:
@@ -198,11 +201,21 @@ def run_cell(cell: Cell, on_generation: Callable[[int], None] | None = None,
     _check_fingerprint(cell, family)
     if checkpoint is not None and isinstance(family, Persistent):   # where it keeps weights
         family.attach(checkpoint.models)
-    seeds = SeedTree(cell.seed, cell.key)
+    seeds = SeedTree(cell.seed, cell.seed_key)
     size = chunk_size(cell, family, policy)
     values = np.empty((cell.generations, len(metrics), cell.replicates))
-    for lo in range(0, cell.replicates, size):
-        hi = min(cell.replicates, lo + size)
+    previous = checkpoint.previous() if checkpoint is not None else None
+    g0, r0 = (previous.shape[0], previous.shape[2]) if previous is not None else (0, 0)
+    # Chunks never straddle r0: the old replicates (only their new generations are new
+    # work) and the new ones (all new) are chunked separately.
+    ranges = [(lo, min(end, lo + size)) for start, end in ((0, r0), (r0, cell.replicates))
+              for lo in range(start, end, size)]
+    for lo, hi in ranges:
+        if hi <= r0 and g0 == cell.generations:   # extended in replicates only: kept as stored
+            values[:, :, lo:hi] = previous[:, :, lo:hi]
+            if on_generation is not None:
+                on_generation((hi - lo) * cell.generations)
+            continue
         saved = checkpoint.load_chunk(lo, hi) if checkpoint is not None else None
         if saved is not None and saved.shape == (cell.generations, len(metrics), hi - lo):
             values[:, :, lo:hi] = saved
@@ -218,9 +231,21 @@ def run_cell(cell: Cell, on_generation: Callable[[int], None] | None = None,
                                        cell.generations, seeds, np.arange(lo, hi),
                                        cell.params["sufficient_stats"], on_generation, keep,
                                        state)
+        if hi <= r0:   # more generations for old chains: they must retrace the stored ones
+            _check_retraced(cell, values[:g0, :, lo:hi], previous[:, :, lo:hi])
         if checkpoint is not None:
             checkpoint.save_chunk(lo, hi, values[:, :, lo:hi])
     return tidy(values, [m.name for m in metrics])
+
+
+def _check_retraced(cell: Cell, recomputed: np.ndarray, stored: np.ndarray) -> None:
+    """An extended chain continues from the state that produced its stored values, or not
+    at all (a changed package or library would splice two different chains)."""
+    if not np.array_equal(recomputed, stored, equal_nan=True):
+        g, _, r = np.argwhere(~((recomputed == stored) | (np.isnan(recomputed) & np.isnan(stored))))[0]
+        raise UserError(f"cannot extend cell {cell.key}: recomputing its stored generations "
+                        f"does not reproduce them (first at generation {g}, replicate {r}); the "
+                        f"package or a library changed since the run. Run into a new folder")
 
 
 def _keep_samples(checkpoint: Checkpoint, family: Family, lo: int, hi: int, generation: int,
@@ -248,20 +273,3 @@ def tidy(values: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
         "value": np.transpose(values, (1, 0, 2)).ravel(),
     }, copy=False)
     return df[df["value"].notna()].reset_index(drop=True) if np.isnan(values).any() else df
-
-
-def truth_value(cell: Cell, metric: str) -> float | None:
-    """The metric evaluated on the true distribution (a reference line), if meaningful
-    (None when not, or when a text family's corpus is gone or no longer the one that ran)."""
-    family, _, _, _ = build(cell)
-    m = METRICS.get(metric)
-    truth = family.truth_model()
-    if truth is None or m.direction != "truth":
-        return None
-    try:
-        _check_fingerprint(cell, family)
-    except UserError:
-        return None
-    ctx = MetricContext(family, truth, None, 0, cell.n_samples,
-                        EvaluationState(SeedTree(cell.seed, cell.key)))
-    return float(m.fn(ctx)[0])

@@ -69,8 +69,7 @@ def evaluations(ctx: MetricContext) -> list[Evaluation]:
     """The evaluation corpora of every replicate in the chunk (cached per generation)."""
     from ..models.text import RealText
     state, family = ctx.state, ctx.family
-    # documents per evaluation corpus: n_samples, or the family's eval_docs cap (0: none)
-    n = min(family.params.eval_docs or ctx.n_samples, ctx.n_samples)
+    n = family.evaluation_size(ctx.n_samples)
     if isinstance(ctx.model, RealText):
         if state.real_evaluations is None:
             rng, train = state.seeds.generator("evaluate", SHARED, "real"), family.data.train

@@ -81,6 +81,7 @@ class Family(ABC):
     description: ClassVar[str]
     Params: ClassVar[type]
     default_n_samples: ClassVar[int]
+    overview: ClassVar[tuple[str, ...]] = ()   # headline metrics of the report (default: first 3)
 
     def __init__(self, params: Any, n_samples: int) -> None:
         self.params = params
@@ -96,6 +97,10 @@ class Family(ABC):
         """Raise UserError when ``n_samples`` does not suit this family."""
         if n_samples < 2:
             raise UserError(f"n_samples must be >= 2; got {n_samples}")
+
+    #: False for families whose data exist only as sufficient statistics (label counts):
+    #: policies that need individual data are refused before a run starts.
+    samples_supported: ClassVar[bool] = True
 
     def stats_supported(self, sampling: Sampling, min_size: int) -> bool:
         """True when exact sufficient statistics can replace samples of at least ``min_size``."""

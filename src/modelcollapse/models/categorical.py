@@ -125,6 +125,7 @@ def inverse_cdf(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
 @register
 class Categorical(Family, HasProbabilities):
     name = "categorical"
+    overview = ('support_size', 'entropy', 'hutter_error')   # the report's headline panels
     description = "K outcomes (uniform or Zipf truth) modelled by the empirical distribution (Dohmatob et al. 2024)"
     Params = CategoricalParams
     default_n_samples = 1000

@@ -114,6 +114,7 @@ def scatter_of(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @register
 class Gaussian(Family, HasMoments, HasDensity, GaussianClosedForm):
     name = "gaussian"
+    overview = ('variance', 'cov_trace', 'kl_to_truth', 'tail_mass')   # the report's headline panels
     description = "1-D or d-dim Gaussian refitted by MLE or unbiasedly (Shumailov et al. 2024)"
     Params = GaussianParams
     default_n_samples = 100

@@ -230,6 +230,7 @@ def fit_em(x: np.ndarray, k: int, init: Mixture | None, stream: Stream, max_iter
 @register
 class GMM(Family, HasMoments, HasDensity, MixtureComponents):
     name = "gmm"
+    overview = ('l2_to_truth', 'kl_to_truth', 'tail_mass', 'n_components_alive')   # the report's headline panels
     description = "d-dim Gaussian mixture fitted by batched EM (Shumailov et al. 2024's GMM setting)"
     Params = GMMParams
     default_n_samples = 1000

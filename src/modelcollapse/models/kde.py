@@ -77,6 +77,7 @@ class KDEModel:
 @register
 class KDE(Family, HasMoments, HasDensity):
     name = "kde"
+    overview = ('kl_to_truth', 'cov_trace', 'tail_mass')   # the report's headline panels
     description = "Gaussian kernel density estimate, Scott/Silverman bandwidth (Kazdan et al. 2024)"
     Params = KDEParams
     default_n_samples = 500

@@ -104,10 +104,12 @@ def _counts_only(stats: bool) -> None:
 @register
 class Labels(Family, Classifies, LabelledBatches):
     name = "labels"
+    overview = ('error_rate', 'train_error')   # the report's headline panels
     description = ("K inputs with true label 0, a majority-vote classifier whose generator "
                    "flips labels with probability label_noise (Feng et al. 2024)")
     Params = LabelsParams
     default_n_samples = 10_000
+    samples_supported = False
 
     @classmethod
     def default_samples(cls, params: LabelsParams) -> int:

@@ -180,6 +180,7 @@ class NGramModels:
 @register
 class NGram(TextFamily, Watermarks, RefitsOnDocuments):
     name = "ngram"
+    overview = ('perplexity_real', 'tail_coverage', 'vocab_size')   # the report's headline panels
     description = "n-gram language model (order 1-6, Kneser-Ney) on a real corpus: the text collapse loop"
     Params = NGramParams
     default_n_samples = 0  # the train split's number of documents

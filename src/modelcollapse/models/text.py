@@ -120,6 +120,10 @@ class TextFamily(Family, GeneratesText):
             docs.append(self.generate(lm, n, rng, sampling))
         return Documents.made(docs, SYNTHETIC, generation)
 
+    def evaluation_size(self, n_samples: int) -> int:
+        """Documents per evaluation corpus of the text metrics (families may cap it)."""
+        return n_samples
+
     def truth_model(self) -> RealText:
         return RealText()
 

@@ -224,6 +224,7 @@ class TransformerModels:
 @register
 class Transformer(TextFamily, ScoresSequences, TrainsWithValidation, Persistent):
     name = "transformer"
+    overview = ('perplexity_real', 'perplexity_gen0', 'tail_coverage')   # the report's headline panels
     description = ("causal transformer LM (GPT-2-style from scratch, or a checkpoint to "
                    "fine-tune) on a real corpus: the Shumailov et al. protocol")
     Params = TransformerParams
@@ -277,6 +278,9 @@ class Transformer(TextFamily, ScoresSequences, TrainsWithValidation, Persistent)
     def _checkpoint_positions(self) -> int:
         from ..neural import network
         return network.positions(self.original())
+
+    def evaluation_size(self, n_samples: int) -> int:
+        return min(self.params.eval_docs or n_samples, n_samples)
 
     def bytes_per_replicate(self, max_train: int) -> int:
         return 2**30   # one chain per chunk (> the loop's chunk budget): chains train one after another

@@ -64,7 +64,7 @@ from matplotlib.colors import to_hex  # noqa: E402
 from .. import theory  # noqa: E402
 from ..errors import UserError  # noqa: E402
 from ..safepaths import open_regular  # noqa: E402
-from ..loop import truth_value  # noqa: E402
+from .truth import truth_value  # noqa: E402
 from ..metrics import METRICS  # noqa: E402
 from ..runs.config import CellConfig  # noqa: E402
 from ..runs.store import RunStore, write_bytes  # noqa: E402

@@ -21,19 +21,11 @@ import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from .. import theory  # noqa: E402
-from ..loop import truth_value  # noqa: E402
+from ..catalog import FAMILIES  # noqa: E402
+from .truth import truth_value  # noqa: E402
 from ..metrics import METRICS  # noqa: E402
 from ..runs.study import Study  # noqa: E402
 
-#: Panels of the overview figure: (family, metric), in order of preference.
-OVERVIEW = {"gaussian": ["variance", "cov_trace", "kl_to_truth", "tail_mass"],
-            "gmm": ["l2_to_truth", "kl_to_truth", "tail_mass", "n_components_alive"],
-            "kde": ["kl_to_truth", "cov_trace", "tail_mass"],
-            "categorical": ["support_size", "entropy", "hutter_error"],
-            "linear_regression": ["test_error"],
-            "ngram": ["perplexity_real", "tail_coverage", "vocab_size"],
-            "transformer": ["perplexity_real", "perplexity_gen0", "tail_coverage"],
-            "labels": ["error_rate", "train_error"]}
 PANELS_PER_FAMILY = 3
 
 
@@ -113,8 +105,10 @@ def plot_study(study: Study, data: pd.DataFrame, folder: str | Path) -> list[Pat
             written.append(path)
     panels = []
     for f in families:
-        present = [m for m in OVERVIEW.get(f, [])
-                   if any(m in c.metrics for c in study.cells if c.family == f)]
+        measured = [m for m in METRICS.names()
+                    if any(m in c.metrics for c in study.cells if c.family == f)]
+        preferred = FAMILIES.get(f).overview if f in FAMILIES else ()
+        present = [m for m in preferred if m in measured] or measured
         if "variance" in present and "cov_trace" in present:
             present.remove("cov_trace")  # the same number in 1-D
         panels += [(f, m) for m in present[:PANELS_PER_FAMILY]]

@@ -121,14 +121,26 @@ class CellConfig:
     seed: int
     metrics: tuple[str, ...]
     params: dict[str, Any] = field(default_factory=dict)
+    #: Under a paired study, the hash of the cell's identity without its policy and policy
+    #: parameters: it seeds the random streams, so cells that differ only in policy share
+    #: generation 0 and the real data exactly (common random numbers). Empty: unpaired.
+    stream_key: str = ""
 
     def identity(self) -> dict[str, Any]:
-        return {
+        out = {
             "family": self.family,
             "policy": self.policy,
             "n_samples": self.n_samples,
             "params": {k: v for k, v in sorted(self.params.items()) if k not in ENGINE_ONLY},
         }
+        if self.stream_key:   # only then: unpaired cells keep the keys they always had
+            out["stream_key"] = self.stream_key
+        return out
+
+    @property
+    def seed_key(self) -> str:
+        """The text the cell's seed tree is derived from (see ``stream_key``)."""
+        return self.stream_key or self.key
 
     @property
     def key(self) -> str:
@@ -136,19 +148,47 @@ class CellConfig:
         text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    def sub_params(self, cls: type) -> Any:
-        """The parameter dataclass ``cls`` filled from this cell's params."""
-        return cls(**{k: self.params[k] for k in fields_of(cls)})
+    def sub_params(self, cls: type, owner: str = "family") -> Any:
+        """The parameter dataclass ``cls`` of ``owner`` ('family', 'policy' or 'loop') filled
+        from this cell's params; a name two owners declare is stored as 'owner.name', and an
+        optional parameter left unset (None) is not stored (see ``omit_unset``)."""
+        values = {}
+        for k in fields_of(cls):
+            if f"{owner}.{k}" in self.params:
+                values[k] = self.params[f"{owner}.{k}"]
+            elif k in self.params:
+                values[k] = self.params[k]
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "key": self.key, "family": self.family, "policy": self.policy,
             "n_samples": self.n_samples, "generations": self.generations,
             "replicates": self.replicates, "seed": self.seed,
             "metrics": list(self.metrics), "params": dict(sorted(self.params.items())),
         }
+        if self.stream_key:
+            out["stream_key"] = self.stream_key
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CellConfig":
         return cls(d["family"], d["policy"], d["n_samples"], d["generations"], d["replicates"],
-                   d["seed"], tuple(d["metrics"]), dict(d["params"]))
+                   d["seed"], tuple(d["metrics"]), dict(d["params"]), d.get("stream_key", ""))
+
+
+def omit_unset(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the optional parameters left unset (None): TOML has no null, and
+    a new optional parameter must not change the keys of the cells that do not use it."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def stream_key(family: str, n_samples: int, params: dict[str, Any], policy_fields: set[str]) -> str:
+    """The seed key of a paired cell: its identity without the policy, the policy's
+    parameters and ``sufficient_stats`` (resolved per pair group), hashed like ``key``."""
+    ident = {"family": family, "n_samples": n_samples,
+             "params": {k: v for k, v in sorted(params.items())
+                        if k not in ENGINE_ONLY and k not in policy_fields and k != "sufficient_stats"
+                        and not k.startswith("policy.")}}
+    text = json.dumps(ident, sort_keys=True, separators=(",", ":"))
+    return "paired:" + hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -101,12 +101,34 @@ def write_parquet(path: Path, df: pd.DataFrame) -> None:
     atomic_write(path, lambda fh: df.to_parquet(fh, index=False, compression="zstd"))
 
 
-def _comparable(study_dict: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a resolved study that decide its numbers (not the chunk size)."""
+def _comparable(study_dict: dict[str, Any], sizes: bool = True) -> dict[str, Any]:
+    """The parts of a resolved study that decide its numbers (not the chunk size; without
+    ``sizes``, not the generations and replicates either: what ``--extend`` may grow)."""
     out = {k: v for k, v in study_dict.items() if k != "format"}
-    out["cells"] = [{**c, "params": {k: v for k, v in c["params"].items() if k not in ENGINE_ONLY}}
+    grown = () if sizes else ("generations", "replicates")
+    out["cells"] = [{**{k: v for k, v in c.items() if k not in grown},
+                     "params": {k: v for k, v in c["params"].items() if k not in ENGINE_ONLY}}
                     for c in study_dict.get("cells", [])]
     return out
+
+
+def _growth(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """None when ``new`` is ``old`` with more (or as many) generations and replicates per
+    cell and nothing else changed; else why it is not."""
+    if _comparable(old, sizes=False) != _comparable(new, sizes=False):
+        return "it changes more than generations and replicates"
+    from ..capabilities import Persistent
+    from ..catalog import FAMILIES
+    for a, b in zip(old["cells"], new["cells"]):
+        for size in ("generations", "replicates"):
+            if b[size] < a[size]:
+                return (f"cell {a['key']} would have fewer {size} ({b[size]} < {a[size]}); "
+                        f"--extend only adds")
+        if b["generations"] > a["generations"] and issubclass(FAMILIES.get(a["family"]), Persistent):
+            # their chains would retrain every stored generation over the weights on disk
+            return (f"cell {a['key']} ({a['family']}) keeps its models on disk; it can take "
+                    f"more replicates, not more generations")
+    return None
 
 
 def git_commit() -> str | None:
@@ -171,16 +193,23 @@ class RunStore:
     def cell_dir(self, cell: CellConfig) -> Path:
         return self.root / "cells" / cell.key
 
-    def check(self, study: Study) -> bool:
+    def check(self, study: Study, extend: bool = False) -> bool:
         """Every reason to refuse this folder for ``study``, writing nothing: True when the
-        folder already holds this study, False when it is new or empty."""
+        folder already holds this study (with ``extend``: or this study with fewer
+        generations or replicates per cell), False when it is new or empty."""
         study_file = self.root / "study.toml"
+        resolved = {"format": FORMAT_VERSION, **study.to_dict()}
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"output path {self.root} exists and is not a folder")
         if self.root.is_dir():
             check_tree(self.root)   # no links, FIFOs or devices to write through
         if study_file.exists() or study_file.is_symlink():
-            self._check_same(study_file, {"format": FORMAT_VERSION, **study.to_dict()})
+            if extend:
+                why = _growth(self._read_resolved(study_file), resolved)
+                if why is not None:
+                    raise UserError(f"cannot extend the run in {self.root}: {why}")
+            else:
+                self._check_same(study_file, resolved)
             return True
         if self.root.exists() and self._entries():
             raise UserError(f"output folder {self.root} is not empty and holds no study.toml; "
@@ -192,29 +221,60 @@ class RunStore:
         from .lock import LOCK_NAME
         return [p for p in self.root.iterdir() if p.name != LOCK_NAME]
 
-    def open(self, study: Study) -> None:
-        """Create the folder for ``study``, or check that it already holds this very study."""
-        if self.check(study):
-            return
+    def open(self, study: Study, extend: bool = False) -> None:
+        """Create the folder for ``study``, or check that it already holds this very study.
+        With ``extend``, the folder may hold it with fewer generations or replicates per cell:
+        study.toml is then rewritten with the larger sizes (finished cells keep their tables
+        until ``run_cell`` has computed the new work; see ``previous_values``)."""
+        study_file = self.root / "study.toml"
         resolved = {"format": FORMAT_VERSION, **study.to_dict()}
+        if self.check(study, extend):
+            if extend:
+                old = self._read_resolved(study_file)
+                if _comparable(old) != _comparable(resolved):
+                    self._record_extension(old)
+                    write_bytes(study_file, tomli_w.dumps(resolved).encode())
+            return
         write_bytes(self.root / "manifest.json", json.dumps(manifest(study), indent=2).encode())
-        write_bytes(self.root / "study.toml", tomli_w.dumps(resolved).encode())
+        write_bytes(study_file, tomli_w.dumps(resolved).encode())
 
-    def _check_same(self, study_file: Path, resolved: dict[str, Any]) -> None:
+    def _read_resolved(self, study_file: Path) -> dict[str, Any]:
         from .study import parse_toml_file
         check_regular_inside(study_file, self.root, "study file")
         old = parse_toml_file(study_file, "study file")
-        if old.get("format", 0) > FORMAT_VERSION:
+        if not isinstance(old.get("format", 0), int) or old.get("format", 0) > FORMAT_VERSION:
             raise UserError(f"{self.root} was written by a newer modelcollapse (format "
-                            f"{old['format']} > {FORMAT_VERSION}); upgrade or choose another --out")
+                            f"{str(old.get('format'))[:20]} > {FORMAT_VERSION}); upgrade or "
+                            f"choose another --out")
+        return old
+
+    def _record_extension(self, old: dict[str, Any]) -> None:
+        """The manifest keeps each extension: when, by which command and version, from what sizes."""
+        from .. import __version__
+        path = self.root / "manifest.json"
+        try:
+            record = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            record = {}
+        record.setdefault("extensions", []).append({
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "version": __version__, "git_commit": git_commit(), "command": sys.argv,
+            "from": {c["key"]: [c["generations"], c["replicates"]] for c in old.get("cells", [])}})
+        write_bytes(path, json.dumps(record, indent=2).encode())
+
+    def _check_same(self, study_file: Path, resolved: dict[str, Any]) -> None:
+        old = self._read_resolved(study_file)
         if _comparable(old) != _comparable(resolved):
+            hint = ("; it is this run with fewer generations or replicates: add --extend to "
+                    "compute only the new ones, or choose another --out"
+                    if _growth(old, resolved) is None else "; choose another --out")
             diff = difflib.unified_diff(
                 tomli_w.dumps(_comparable(old)).splitlines(),
                 tomli_w.dumps(_comparable(resolved)).splitlines(),
                 "existing study.toml", "this run", lineterm="", n=0)
             shown = [line for line in diff if not line.startswith("@@")][:12]
-            raise UserError(f"output folder {self.root} already holds a different run; choose "
-                            f"another --out. Difference:\n  " + "\n  ".join(shown))
+            raise UserError(f"output folder {self.root} already holds a different run{hint}. "
+                            f"Difference:\n  " + "\n  ".join(shown))
 
     def holds_other(self, study: Study) -> bool:
         """True when this folder exists, is not empty, and is not a run of ``study``."""
@@ -226,19 +286,51 @@ class RunStore:
             return True
         return not (self.root / "study.toml").exists()
 
-    def is_done(self, cell: CellConfig) -> bool:
-        """Finished: the marker exists and so does the table it vouches for (a table deleted
-        by hand makes the cell run again rather than break every reader)."""
+    def finished_sizes(self, cell: CellConfig) -> tuple[int, int] | None:
+        """(generations, replicates) of the cell's finished table, or None when unfinished
+        (a table deleted by hand makes the cell run again rather than break every reader)."""
         folder = self.cell_dir(cell)
-        return (folder / "DONE").exists() and (folder / "metrics.parquet").exists()
+        if not ((folder / "DONE").exists() and (folder / "metrics.parquet").exists()):
+            return None
+        try:   # markers since --extend carry the sizes; older ones: the config beside them
+            done = json.loads((folder / "DONE").read_text("utf-8"))
+            if "generations" not in done:
+                from .study import parse_toml_file
+                done = parse_toml_file(folder / "config.toml", "cell config")
+            return int(done["generations"]), int(done["replicates"])
+        except (OSError, ValueError, KeyError, TypeError, UserError, RecursionError):
+            return cell.generations, cell.replicates   # a marker from before sizes were kept
+
+    def is_done(self, cell: CellConfig) -> bool:
+        """Finished at this cell's generations and replicates."""
+        return self.finished_sizes(cell) == (cell.generations, cell.replicates)
+
+    def previous_values(self, cell: CellConfig) -> Any:
+        """(G0, M, R0) values of a finished, smaller run of ``cell`` (what ``--extend`` keeps),
+        NaN where a sparse metric wrote no row; None when there is none."""
+        import numpy as np
+        sizes = self.finished_sizes(cell)
+        if sizes is None or sizes == (cell.generations, cell.replicates):
+            return None
+        g0, r0 = sizes
+        df = self.load_cell(cell)
+        out = np.full((g0, len(cell.metrics), r0), np.nan)
+        index = {m: i for i, m in enumerate(cell.metrics)}
+        m = df["metric"].astype(str).map(index).to_numpy()
+        out[df["generation"].to_numpy(), m, df["replicate"].to_numpy()] = df["value"].to_numpy()
+        return out
 
     def save_cell(self, cell: CellConfig, df: pd.DataFrame) -> None:
         """Write the cell's table, then its marker (so a crash between them reruns the cell)."""
         folder = self.cell_dir(cell)
+        # An extended cell drops its old marker first: never a marker beside a table and
+        # config of other sizes.
+        (folder / "DONE").unlink(missing_ok=True)
         write_bytes(folder / "config.toml", tomli_w.dumps(cell.to_dict()).encode())
         write_parquet(folder / "metrics.parquet", df)
         fault_point("after-parquet")
-        write_bytes(folder / "DONE", json.dumps({"rows": len(df)}).encode())
+        write_bytes(folder / "DONE", json.dumps({"rows": len(df), "generations": cell.generations,
+                                                 "replicates": cell.replicates}).encode())
         chunks = folder / "chunks"
         if chunks.is_dir() and not chunks.is_symlink():  # complete: checkpoints not needed
             for f in chunks.iterdir():
@@ -247,7 +339,8 @@ class RunStore:
 
     def checkpoint(self, cell: CellConfig) -> "ChunkCheckpoint":
         folder = self.cell_dir(cell)
-        return ChunkCheckpoint(folder / "chunks", folder / "samples", folder / "models")
+        return ChunkCheckpoint(folder / "chunks", folder / "samples", folder / "models",
+                               lambda: self.previous_values(cell))
 
     def load_cell(self, cell: CellConfig) -> pd.DataFrame:
         path = self.cell_dir(cell) / "metrics.parquet"
@@ -276,7 +369,7 @@ class RunStore:
             if not isinstance(axes, list) or not all(isinstance(a, str) for a in axes):
                 raise UserError(f"{path}: axes must be a list of names")
             return Study(check_name(d["name"], f"{path}: "), _int64(d["seed"], path, "seed"),
-                         cells, list(axes))
+                         cells, list(axes), bool(d.get("paired", False)))
         except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise UserError(f"{path} is not a modelcollapse study file "
                             f"({type(e).__name__}: {str(e)[:80]})") from None
@@ -316,22 +409,44 @@ def cell_columns(study: Study, cell: CellConfig) -> dict[str, Any]:
     return cols
 
 
+#: Cell columns stored as categoricals: one small code per row instead of a string.
+CATEGORICAL = ("cell", "label", "family", "policy")
+
+
 def combine(study: Study, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One tidy table for the study: cell columns (see ``cell_columns``) followed by
-    generation, replicate, metric, value."""
-    frames = []
-    for cell in study.cells:
-        if cell.key not in tables:
-            continue
-        df, cols = tables[cell.key], cell_columns(study, cell)
-        frames.append(df.assign(**cols)[[*cols, *df.columns]])
-    if not frames:
+    generation, replicate, metric, value. cell, label, family, policy and metric are
+    categoricals (categories in study order), so millions of rows cost a byte or two each
+    for them rather than a string."""
+    import numpy as np
+    cells = [c for c in study.cells if c.key in tables]
+    if not cells:
         return pd.DataFrame(columns=["cell", "label", "family", "policy", "generation",
                                      "replicate", "metric", "value"])
+    every = [cell_columns(study, c) for c in study.cells]
+    dtypes = {name: pd.CategoricalDtype(list(dict.fromkeys(cols[name] for cols in every)))
+              for name in CATEGORICAL}
+    metrics = pd.CategoricalDtype(list(dict.fromkeys(m for c in study.cells for m in c.metrics)))
+    frames = []
+    for cell in cells:
+        df, cols = tables[cell.key], cell_columns(study, cell)
+        n = len(df)
+        for name in CATEGORICAL:
+            code = dtypes[name].categories.get_loc(cols[name])
+            cols[name] = pd.Categorical.from_codes(np.full(n, code, dtype=np.int32),
+                                                   dtype=dtypes[name])
+        df = df.assign(metric=df["metric"].astype(str).astype(metrics)
+                       if not isinstance(df["metric"].dtype, pd.CategoricalDtype)
+                       else df["metric"].astype(metrics))
+        frames.append(df.assign(**cols)[[*cols, *df.columns]])
     out = pd.concat(frames, ignore_index=True)
     for axis in study.axes:   # a swept column of mixed types is stored as text
         if axis in out and out[axis].dropna().map(type).nunique() > 1:
             out[axis] = out[axis].astype(str)
+        elif axis in out and out[axis].dtype == object:
+            # values where the axis applies, None elsewhere: a categorical keeps the values
+            # (and None as missing) at a byte per row instead of an object per row
+            out[axis] = out[axis].astype("category")
     return out
 
 
@@ -342,10 +457,16 @@ class ChunkCheckpoint:
     per line; generation g's documents are those model g wrote)."""
 
     def __init__(self, folder: Path, samples: Path | None = None,
-                 models: Path | None = None) -> None:
+                 models: Path | None = None,
+                 previous: Callable[[], Any] | None = None) -> None:
         self.folder = folder
         self.samples = samples
         self.models = models   # the transformer family's weights
+        self._previous = previous
+
+    def previous(self):
+        """(G0, M, R0) values of a finished smaller run that ``--extend`` grows, or None."""
+        return self._previous() if self._previous is not None else None
 
     def load_chunk(self, lo: int, hi: int):
         import numpy as np
