@@ -68,6 +68,14 @@ def fault_point(name: str) -> None:
 fault_point.counts = {}  # type: ignore[attr-defined]
 
 
+class WriteError(UserError, OSError):
+    """A write the system refused (disk full, quota, read-only), naming the file: a user's
+    error for the CLI (one sentence), still an OSError for callers that catch those."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
     """Write ``path`` via a temporary sibling, fsync, then rename (atomic on POSIX)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -80,8 +88,8 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
         os.replace(tmp, path)
     except OSError as e:   # disk full, quota, read-only: name the file (write errors carry none)
         if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG):
-            raise UserError(f"cannot write {path}: {e.strerror}; the previous file, if any, "
-                            f"is intact") from None
+            raise WriteError(e.errno, f"cannot write {path}: {e.strerror}; the previous file, "
+                                      f"if any, is intact") from None
         raise
     finally:
         if tmp.exists():
