@@ -192,7 +192,7 @@ STUDY_FILES = {
     "deep nesting": ("x = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested"),
     "huge integer": (GAUSS + "seed = " + "9" * 5000 + "\n", "study file"),
     "not utf-8": (GAUSS + "name = \"\udcff\"\n", "UTF-8"),
-    "bad toml": (GAUSS + "[params\n", "not valid TOML"),
+    "bad toml": (GAUSS + "[params\n", "not a valid study file"),
     "seed above int64": (GAUSS + f"seed = {2**63}\n", "seed"),
     "unknown key": (GAUSS + "nmae = 'x'\n", "unknown key"),
 }
