@@ -1,4 +1,4 @@
-"""The command line: ``modelcollapse run | sweep | query | report | list | audit``.
+"""The command line: ``modelcollapse run | sweep | query | report | list | audit | models``.
 
 Every user mistake ends in one sentence on stderr and exit code 2; results already on disk
 are never overwritten by a failed or different run.
@@ -44,7 +44,9 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--seed", type=int, help="study seed")
     r.add_argument("--metrics", help="comma-separated metric names (default: all that apply)")
     r.add_argument("--corpus", help="text families: 'embedded' (default), a file or glob "
-                   "(.txt/.jsonl/.csv/.parquet, .gz/.zst), or hf:NAME[:CONFIG]")
+                   "(.txt/.jsonl/.csv/.parquet, .gz/.zst), or hf:NAME[:CONFIG]; image "
+                   "families: 'digits' (default), a folder of PNG/JPEG images (one subfolder "
+                   "per class) or hf:NAME")
     r.add_argument("--text-field", help="text families: the field holding the text in "
                    ".jsonl/.csv/.parquet/hf records (default: text)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -106,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list families, policies, metrics and parameters")
     from .audit.cli import add_parser as add_audit_parser
     add_audit_parser(sub)
+    from .pretrained.cli import add_parser as add_models_parser
+    add_models_parser(sub)
     return p
 
 
@@ -245,6 +249,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "audit":
             from .audit.cli import cmd_audit
             return cmd_audit(args)
+        if args.command == "models":
+            from .pretrained.cli import cmd_models
+            return cmd_models(args)
         return cmd_list()
     except UserError as e:
         _say(str(e))

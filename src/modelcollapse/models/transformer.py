@@ -20,6 +20,9 @@ policy builds the next training set from it (``replace``: synthetic only; ``mix`
   the stored sequence is the continuation. ``'free'``: ``block_size`` tokens from the
   separator. ``decoding = 'sample'`` (the loop's ``temperature`` and ``top_p``, plus
   ``top_k`` and ``repetition_penalty``) or ``'beam'`` (``beams``, ``repetition_penalty``).
+* **LoRA.** ``adapter = 'lora'`` trains peft adapters on a frozen checkpoint (``lora_rank``,
+  ``lora_alpha``, ``lora_targets``), merged into the weights after each generation or kept
+  as adapter files (``lora_merge``); see :mod:`modelcollapse.pretrained.lora`.
 * **Files and resume.** With a run folder, generation g's weights are written to
   ``cells/<key>/models/replicate-<r>/gen-<g>/model.safetensors`` (``keep_weights =
   'last'`` deletes all but generation 0's, which scores every later generation, and the
@@ -62,7 +65,11 @@ class TransformerParams(TextMetricParams):
     repetition_penalty (1: off); gen_batch: sequences per generation batch. device:
     'auto' | 'cpu' | 'cuda'. keep_weights: 'all' | 'last'. eval_docs: sequences written
     per generation to measure it (0: n_samples; a cap saves a second full generation pass
-    on large corpora). The text metrics' parameters: see TextMetricParams (counted in this
+    on large corpora). adapter: 'none' (fine-tune every weight) | 'lora' (peft adapters
+    on a checkpoint: lora_rank, lora_alpha, lora_targets: comma-separated module names, ''
+    for peft's default of the architecture; lora_dropout; lora_merge: fold the adapters
+    into the weights after each generation, or keep them as adapter files on the original
+    checkpoint). The text metrics' parameters: see TextMetricParams (counted in this
     model's tokens)."""
 
     corpus: str = "embedded"
@@ -98,6 +105,12 @@ class TransformerParams(TextMetricParams):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     keep_weights: Literal["all", "last"] = "all"
     eval_docs: int = 0
+    adapter: Literal["none", "lora"] = "none"
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_targets: str = ""
+    lora_dropout: float = 0.0
+    lora_merge: bool = True
 
     def __post_init__(self) -> None:
         checks = [
@@ -120,6 +133,9 @@ class TransformerParams(TextMetricParams):
              self.repetition_penalty),
             (self.gen_batch >= 1, "gen_batch must be >= 1", self.gen_batch),
             (self.eval_docs >= 0, "eval_docs must be >= 0 (0: n_samples)", self.eval_docs),
+            (self.lora_rank >= 1, "lora_rank must be >= 1", self.lora_rank),
+            (self.lora_alpha > 0, "lora_alpha must be > 0", self.lora_alpha),
+            (0.0 <= self.lora_dropout < 1.0, "lora_dropout must be in [0, 1)", self.lora_dropout),
         ]
         for ok, what, value in checks:
             if not ok:
@@ -131,6 +147,9 @@ class TransformerParams(TextMetricParams):
         if not self.model:   # the build check (n_embd a multiple of n_head) before any write
             from ..neural.network import shape
             shape(self.size, self.n_layer, self.n_embd, self.n_head)
+        if self.adapter == "lora" and not self.model:
+            raise UserError("params.adapter = 'lora' adapts a pretrained checkpoint; set "
+                            "params.model (a .gguf file, a folder, a known name or a hub id)")
         if self.decoding == "beam" and self.generation == "free":
             raise UserError("params.decoding = 'beam' from the separator alone would make "
                             "every sequence identical; use generation = 'prompt'")
@@ -274,6 +293,11 @@ class Transformer(TextFamily, ScoresSequences, TrainsWithValidation, Persistent)
             if p.positions > limit:
                 raise UserError(f"params.model = '{p.model}' takes at most {limit} tokens; "
                                 f"block_size and prompt_tokens + new_tokens must fit")
+            from ..pretrained.load import check_match
+            check_match(self.original(), d.tokenizer._hf, p.model)
+            if p.adapter == "lora":
+                from ..pretrained.lora import check_targets
+                check_targets(self.original(), p.lora_targets, f"params.model = '{p.model}'")
 
     def _checkpoint_positions(self) -> int:
         from ..neural import network
@@ -376,10 +400,17 @@ class Transformer(TextFamily, ScoresSequences, TrainsWithValidation, Persistent)
             if not docs:
                 raise UserError(f"generation {g} (replicate {r}) has no training sequences")
             seed = int(stream.seeds.generator("fit", r, "train", g).integers(2**62))
+            if p.adapter == "lora":
+                from ..pretrained import lora
+                module = lora.attach(module, p.lora_rank, p.lora_alpha, p.lora_targets,
+                                     p.lora_dropout, seed)
             stats = train(module, docs, validation, opts, seed, self.device)
+            kept = p.adapter == "lora" and not p.lora_merge
+            if p.adapter == "lora" and p.lora_merge:
+                module = lora.merge(module)
             folder = self.weights_folder(r, g)
             if folder is not None:
-                network.save(module, folder)
+                network.save(module, folder, base=p.model if kept else None)
                 if p.keep_weights == "last" and g >= 3:
                     # g - 1 stays until generation g's state is saved: a crash before that
                     # resumes from generation g - 1 and needs its weights

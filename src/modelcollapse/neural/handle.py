@@ -30,7 +30,7 @@ class TransformerLM:
     @property
     def module(self):
         if self._module is None:
-            if self.folder is None or not (self.folder / "model.safetensors").exists():
+            if not network.saved(self.folder):
                 raise UserError(f"the weights of generation {self.generation} are gone from "
                                 f"{self.folder}; run the cell again into a new folder")
             self._module = network.load(self.folder, self.device)

@@ -70,6 +70,7 @@ from ..runs.config import CellConfig  # noqa: E402
 from ..runs.store import RunStore, write_bytes  # noqa: E402
 from ..runs.study import Study  # noqa: E402
 from .plots import summarize  # noqa: E402
+from .grids import grids_section  # noqa: E402
 from .samples import samples_section  # noqa: E402
 
 #: The relative moves from the generation-0 mean reported in the summary tables.
@@ -418,7 +419,7 @@ def render(store: RunStore, study: Study, data: pd.DataFrame) -> str:
         f"<title>{title}</title><style>{CSS}</style></head><body>"
         + _header(store, study, done) + warn
         + f"<nav>{''.join(nav)}<a href=\"#cells\">cells</a><a href=\"#howto\">how to read</a></nav>"
-        + _howto() + "".join(sections) + samples_section(store, study)
+        + _howto() + "".join(sections) + samples_section(store, study) + grids_section(store, study)
         + _cells_section(study, done_keys) + "</body></html>\n")
 
 

@@ -203,14 +203,15 @@ class RunStore:
 
     def check(self, study: Study, extend: bool = False) -> bool:
         """Every reason to refuse this folder for ``study``, writing nothing: True when the
-        folder already holds this study (with ``extend``: or this study with fewer
-        generations or replicates per cell), False when it is new or empty."""
+        folder already holds this study (with ``extend``: this study or a smaller one of it),
+        False when it is new or empty."""
         study_file = self.root / "study.toml"
         resolved = {"format": FORMAT_VERSION, **study.to_dict()}
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"output path {self.root} exists and is not a folder")
         if self.root.is_dir():
             check_tree(self.root)   # no links, FIFOs or devices to write through
+        resolved = {"format": FORMAT_VERSION, **study.to_dict()}
         if study_file.exists() or study_file.is_symlink():
             if extend:
                 why = _growth(self._read_resolved(study_file), resolved)
@@ -234,8 +235,8 @@ class RunStore:
         With ``extend``, the folder may hold it with fewer generations or replicates per cell:
         study.toml is then rewritten with the larger sizes (finished cells keep their tables
         until ``run_cell`` has computed the new work; see ``previous_values``)."""
-        study_file = self.root / "study.toml"
         resolved = {"format": FORMAT_VERSION, **study.to_dict()}
+        study_file = self.root / "study.toml"
         if self.check(study, extend):
             if extend:
                 old = self._read_resolved(study_file)
@@ -376,8 +377,11 @@ class RunStore:
             axes = d["axes"]
             if not isinstance(axes, list) or not all(isinstance(a, str) for a in axes):
                 raise UserError(f"{path}: axes must be a list of names")
+            paired = d.get("paired", False)
+            if not isinstance(paired, bool):
+                raise UserError(f"{path}: paired must be true or false")
             return Study(check_name(d["name"], f"{path}: "), _int64(d["seed"], path, "seed"),
-                         cells, list(axes), bool(d.get("paired", False)))
+                         cells, list(axes), paired)
         except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise UserError(f"{path} is not a modelcollapse study file "
                             f"({type(e).__name__}: {str(e)[:80]})") from None
@@ -403,6 +407,8 @@ def _checked_cell(c: Any, path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: a cell's metrics must be a list of names")
     if not isinstance(c.get("params"), dict):
         raise UserError(f"{path}: a cell's params must be a table")
+    if not isinstance(c.get("stream_key", ""), str):
+        raise UserError(f"{path}: a cell's stream_key must be text")
     return c
 
 
