@@ -2,6 +2,7 @@
 
   .venv/bin/python docs/figures.py            # reads runs/<study>, writes docs/*.png
   .venv/bin/python docs/figures.py transformer_cpu   # only docs/transformer_cpu.png
+  .venv/bin/python docs/figures.py designs    # docs/mad_loops.png, docs/bertrand_stability.png
 """
 
 from __future__ import annotations
@@ -127,7 +128,54 @@ def draw(panels, out: Path, cols: int = 3) -> None:
     print(f"wrote {out}")
 
 
+def kl_to_gen0(df):
+    """Per replicate and generation, KL(model g || model 0) of a 1-D Gaussian chain, from its
+    stored mean and variance (Bertrand et al.'s distance to the generation-0 model)."""
+    import numpy as np
+    w = df[df.metric.isin(["mean", "variance"])].pivot_table(
+        index=["label", "replicate", "generation"], columns="metric", values="value",
+        observed=True).reset_index()
+    g0 = w[w.generation == 0].set_index(["label", "replicate"])[["mean", "variance"]]
+    w = w.join(g0.rename(columns={"mean": "mean0", "variance": "var0"}), on=["label", "replicate"])
+    kl = 0.5 * (w["variance"] / w["var0"] + (w["mean"] - w["mean0"]) ** 2 / w["var0"] - 1
+                + np.log(w["var0"] / w["variance"]))
+    return w.assign(metric="kl_to_gen0", value=kl)[["label", "generation", "replicate", "metric", "value"]]
+
+
+def designs_figure() -> None:
+    """docs/mad_loops.png and docs/bertrand_stability.png from runs/mad_loops and
+    runs/bertrand_stability (the paired Gaussian studies of mix with absolute sizes)."""
+    import modelcollapse as mc
+    mad = load(ROOT / "runs" / "mad_loops")
+    mad = mad.assign(label=mad["label"].astype(str).str.replace(" · real_source=fixed", " fixed")
+                     .str.replace(" · real_source=fresh", " fresh"))
+    fig, axes = plt.subplots(1, 3, figsize=(15.0, 3.9))
+    mc.plot(mad, "variance", ax=axes[0])
+    mc.plot(mad, "kl_to_truth", stat="median", ax=axes[1])
+    mc.plot(mad, "mean_error", stat="median", ax=axes[2])
+    axes[1].set_yscale("log")
+    axes[2].set_yscale("log")
+    for ax in axes[1:]:
+        ax.get_legend().remove()
+    fig.tight_layout()
+    fig.savefig(ROOT / "docs" / "mad_loops.png", dpi=90)
+    print(f"wrote {ROOT / 'docs' / 'mad_loops.png'}")
+    ber = load(ROOT / "runs" / "bertrand_stability")
+    lam = {f"n_synthetic={k}": f"lambda={k / 100:g}" for k in (0, 25, 50, 100, 200, 400)}
+    ber = ber.assign(label=ber["label"].astype(str).map(lam))
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.9))
+    mc.plot(kl_to_gen0(ber), "kl_to_gen0", ax=axes[0])
+    mc.plot(ber, "kl_to_truth", ax=axes[1])
+    axes[1].get_legend().remove()
+    fig.tight_layout()
+    fig.savefig(ROOT / "docs" / "bertrand_stability.png", dpi=90)
+    print(f"wrote {ROOT / 'docs' / 'bertrand_stability.png'}")
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["designs"]:
+        designs_figure()
+        sys.exit(0)
     if sys.argv[1:] == ["transformer_cpu"]:
         transformer_figure(ROOT / "docs" / "transformer_cpu.png")
         sys.exit(0)

@@ -7,6 +7,8 @@ Quick start::
     df[df.metric == "variance"].groupby("generation").value.mean()
 
 ``run`` returns the tidy table (one row per cell, generation, replicate, metric);
+``summarize`` gives per cell, generation and metric the mean with its CI, the median and
+quantiles; ``plot`` draws one metric from a table, a RunResult or a run folder;
 ``load`` reads a run folder back; ``theory`` holds the closed forms; ``FAMILIES``,
 ``POLICIES`` and ``METRICS`` are the registries ``modelcollapse list`` shows.
 """
@@ -17,6 +19,7 @@ from . import theory  # noqa: E402
 from .api import RunResult, load, make_study, run, run_study  # noqa: E402
 from .errors import UserError  # noqa: E402
 from .catalog import FAMILIES, METRICS, POLICIES  # noqa: E402
+from .summary import plot, summarize  # noqa: E402
 
 __all__ = ["FAMILIES", "METRICS", "POLICIES", "RunResult", "UserError", "load", "make_study",
-           "run", "run_study", "theory", "__version__"]
+           "plot", "run", "run_study", "summarize", "theory", "__version__"]

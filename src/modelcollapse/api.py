@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pandas as pd
 
 from .errors import UserError
 from .progress import Progress
+from .runs.lock import run_lock
 from .runs.store import RunStore, combine, write_parquet
 from .runs.study import Study, parse_study, read_toml
 
@@ -47,8 +49,13 @@ def make_study(study: str | Path | dict[str, Any] | None = None, **overrides: An
 
 def run_study(study: Study, out: str | Path | None = None, quiet: bool = True,
               plots: bool = True, executor: str = "local", workers: int = 1,
-              address: str | None = None) -> RunResult:
+              address: str | None = None, extend: bool = False) -> RunResult:
     """Simulate every unfinished cell of ``study``.
+
+    With ``extend``, ``out`` may hold this study with fewer generations or replicates per
+    cell: only the new replicates and generations are computed (old chains are retraced to
+    reach their new generations, and must reproduce their stored values), and the stored
+    values stay exactly as they were. Any other difference is refused.
 
     With ``out``, results are stored there (finished cells are skipped, so an interrupted
     run resumes) and plotted; without, they are returned in memory only. ``executor`` is
@@ -59,8 +66,21 @@ def run_study(study: Study, out: str | Path | None = None, quiet: bool = True,
 
     runner = make_executor(executor, workers, address)
     store = RunStore(out) if out is not None else None
+    lock: Any = contextlib.nullcontext()
     if store is not None:
-        store.open(study)
+        store.check(study, extend)   # every refusal before the first write
+        store.root.mkdir(parents=True, exist_ok=True)
+        lock = run_lock(store.root)   # one writer per folder: a second one is refused
+    elif extend:
+        raise UserError("extend needs a run folder (out) holding the run to extend")
+    with lock:
+        if store is not None:
+            store.open(study, extend)
+        return _run_cells(study, store, runner, out, quiet, plots)
+
+
+def _run_cells(study: Study, store: RunStore | None, runner: Any, out: str | Path | None,
+               quiet: bool, plots: bool) -> RunResult:
     tables: dict[str, pd.DataFrame] = {}
     result = RunResult(study, pd.DataFrame(), Path(out) if out is not None else None)
     todo = []
@@ -89,7 +109,7 @@ def run_study(study: Study, out: str | Path | None = None, quiet: bool = True,
 
 
 def run(study: str | Path | dict[str, Any] | None = None, *, out: str | Path | None = None,
-        quiet: bool = True, **overrides: Any) -> pd.DataFrame:
+        quiet: bool = True, extend: bool = False, **overrides: Any) -> pd.DataFrame:
     """Run a study and return its tidy metrics as a DataFrame.
 
     Examples
@@ -99,9 +119,9 @@ def run(study: str | Path | dict[str, Any] | None = None, *, out: str | Path | N
     >>> df = run("studies/demo.toml", out="runs/demo")      # doctest: +SKIP
 
     Columns: cell, label, family, policy, one per swept parameter, generation, replicate,
-    metric, value.
+    metric, value. ``extend=True`` grows a finished run in ``out`` (see ``run_study``).
     """
-    return run_study(make_study(study, **overrides), out, quiet).metrics
+    return run_study(make_study(study, **overrides), out, quiet, extend=extend).metrics
 
 
 def load(folder: str | Path) -> pd.DataFrame:

@@ -7,7 +7,9 @@ are never overwritten by a failed or different run.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,11 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--executor", default="local", help="local (process pool) or ray")
     r.add_argument("--workers", type=int, default=1, help="parallel cells (default 1)")
     r.add_argument("--address", help="Ray cluster address (default: start a local one)")
+    r.add_argument("--paired", action="store_true", default=None,
+                   help="cells that differ only in policy share generation 0 and the real data")
+    r.add_argument("--extend", action="store_true",
+                   help="--out holds this run with fewer replicates or generations: compute "
+                        "only the new ones (stored values stay as they are)")
     r.add_argument("--new-folder", action="store_true",
                    help="if --out holds a different run, write to the next free OUT-2, OUT-3, ...")
     r.add_argument("--mlflow", nargs="?", const="", metavar="URI",
@@ -59,8 +66,27 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
+class _ArgumentError(Exception):
+    """A command-line syntax error: reported in one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse without the usage block on errors: one sentence, exit code 2 (``--help``
+    still prints the usage)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise _ArgumentError(f"{message} (see `{self.prog} --help`)")
+
+
+def _say(message: str) -> None:
+    """One line on stderr, whatever the text holds (a lone surrogate from a hostile file
+    is shown escaped rather than crashing the print)."""
+    text = f"modelcollapse: error: {message}"
+    print(text.encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="modelcollapse", description=__doc__.splitlines()[0])
+    p = _Parser(prog="modelcollapse", description=__doc__.splitlines()[0])
     p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
                    help="import user code that registers families, metrics, policies, curation "
                         "blocks, overlays or audit signals (repeatable; see examples/plugins)")
@@ -100,7 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .api import make_study, run_study
     overrides = {"family": args.family, "policy": args.policy, "n_samples": args.n_samples,
                  "generations": args.generations, "replicates": args.replicates,
-                 "seed": args.seed, "params": parse_sets(args.set)}
+                 "seed": args.seed, "paired": args.paired, "params": parse_sets(args.set)}
     for flag, key in ((args.corpus, "corpus"), (args.text_field, "text_field")):
         if flag is not None:
             overrides["params"][key] = flag
@@ -117,8 +143,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if chosen != out and not args.quiet:
             print(f"{out} holds a different run; writing to {chosen}")
         out = chosen
+    if args.extend and args.new_folder:
+        raise UserError("--extend grows the run in --out; it cannot go with --new-folder")
     result = run_study(study, out, quiet=args.quiet, plots=not args.no_plots,
-                       executor=args.executor, workers=args.workers, address=args.address)
+                       executor=args.executor, workers=args.workers, address=args.address,
+                       extend=args.extend)
     if args.mlflow is not None and result.ran:
         from .runs.mlflow_log import default_uri, log_cells
         tables = {k: result.metrics[result.metrics.cell == k] for k in result.ran}
@@ -180,8 +209,31 @@ def cmd_list() -> int:
     return 0
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it stops a run as Ctrl-C does."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except _ArgumentError as e:
+        _say(str(e))
+        return 2
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _dispatch(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.plugin:
             from . import plugins
@@ -200,15 +252,15 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models(args)
         return cmd_list()
     except UserError as e:
-        print(f"modelcollapse: error: {e}", file=sys.stderr)
+        _say(str(e))
         return 2
     except OSError as e:  # a path the user gave cannot be read or written
         where = f" {e.filename}" if e.filename else ""
-        print(f"modelcollapse: error: cannot use{where}: {e.strerror or e}", file=sys.stderr)
+        _say(f"cannot use{where}: {e.strerror or e}")
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:   # Ctrl-C (exit code 130) or SIGTERM (143): a clean stop
         print("modelcollapse: interrupted; finished cells are kept and a rerun resumes", file=sys.stderr)
-        return 130
+        return 128 + (signal.SIGTERM if isinstance(e, _Terminated) else signal.SIGINT)
 
 
 if __name__ == "__main__":

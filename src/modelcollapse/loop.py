@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from . import chainstate
 from .capabilities import GeneratesText, Persistent
 from .catalog import FAMILIES, METRICS, POLICIES
 from .errors import UserError
@@ -55,7 +56,10 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
     """
     n_synthetic = policy.synthetic_size(n_samples)
     out = np.empty((generations, len(metrics), len(replicates)))
-    saved = state.load() if state is not None else None
+    saved = None
+    if state is not None:   # data only, checked against this chunk (see chainstate.py)
+        saved = state.load(functools.partial(chainstate.unpack, family=family, seeds=seeds,
+                                             replicates=np.asarray(replicates), shape=out.shape))
     if saved is None:
         streams = Streams(seeds, replicates)
         real = family.real_source(streams, stats)(n_samples, 0)
@@ -67,8 +71,6 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
         start, train, model, history = (saved["generation"] + 1, saved["train"],
                                         saved["model"], saved["history"])
         out[:start] = saved["out"]
-        if isinstance(family, Persistent):   # models that refer to weight files
-            family.restore(saved)
         if on_generation is not None:
             for _ in range(start):
                 on_generation(len(replicates))
@@ -101,8 +103,10 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
         train = policy.next_train(Step(g, n_samples, train, synthetic, real, history, draw_real,
                                        streams["policy"], family, model, sampling))
         if state is not None:
-            state.save({"generation": g, "out": out[:g + 1], "streams": streams, "real": real,
-                        "evaluation": evaluation.saved(), "train": train, "model": model, "history": history})
+            state.save(*chainstate.pack({"generation": g, "out": out[:g + 1], "streams": streams,
+                                         "real": real, "evaluation": evaluation.saved(),
+                                         "train": train, "model": model, "history": history},
+                                        family))
 
     _check_finite_or_inf(out, metrics)
     return out
@@ -157,11 +161,13 @@ def build(cell: Cell) -> tuple[Family, Policy, Sampling, list[Metric]]:
 
 
 class ChainState(Protocol):
-    """The saved state of a chunk's chains after their last finished generation."""
+    """The saved state of a chunk's chains after their last finished generation, as data
+    only: ``save(arrays, meta)`` with what ``chainstate.pack`` made; ``load(decode)``
+    returns ``decode(arrays, meta)`` or None when nothing was saved."""
 
-    def load(self) -> dict | None: ...
+    def load(self, decode: Callable[[dict, Any], dict]) -> dict | None: ...
 
-    def save(self, state: dict) -> None: ...
+    def save(self, arrays: dict, meta: dict) -> None: ...
 
 
 class Checkpoint(Protocol):
@@ -178,6 +184,9 @@ class Checkpoint(Protocol):
     @property
     def models(self) -> Any: ...
 
+    def previous(self) -> np.ndarray | None:
+        """(G0, M, R0) values of a finished smaller run of the cell that ``--extend`` grows."""
+
 
 def run_cell(cell: Cell, on_generation: Callable[[int], None] | None = None,
              checkpoint: Checkpoint | None = None) -> pd.DataFrame:
@@ -192,11 +201,21 @@ def run_cell(cell: Cell, on_generation: Callable[[int], None] | None = None,
     _check_fingerprint(cell, family)
     if checkpoint is not None and isinstance(family, Persistent):   # where it keeps weights
         family.attach(checkpoint.models)
-    seeds = SeedTree(cell.seed, cell.key)
+    seeds = SeedTree(cell.seed, cell.seed_key)
     size = chunk_size(cell, family, policy)
     values = np.empty((cell.generations, len(metrics), cell.replicates))
-    for lo in range(0, cell.replicates, size):
-        hi = min(cell.replicates, lo + size)
+    previous = checkpoint.previous() if checkpoint is not None else None
+    g0, r0 = (previous.shape[0], previous.shape[2]) if previous is not None else (0, 0)
+    # Chunks never straddle r0: the old replicates (only their new generations are new
+    # work) and the new ones (all new) are chunked separately.
+    ranges = [(lo, min(end, lo + size)) for start, end in ((0, r0), (r0, cell.replicates))
+              for lo in range(start, end, size)]
+    for lo, hi in ranges:
+        if hi <= r0 and g0 == cell.generations:   # extended in replicates only: kept as stored
+            values[:, :, lo:hi] = previous[:, :, lo:hi]
+            if on_generation is not None:
+                on_generation((hi - lo) * cell.generations)
+            continue
         saved = checkpoint.load_chunk(lo, hi) if checkpoint is not None else None
         if saved is not None and saved.shape == (cell.generations, len(metrics), hi - lo):
             values[:, :, lo:hi] = saved
@@ -212,9 +231,21 @@ def run_cell(cell: Cell, on_generation: Callable[[int], None] | None = None,
                                        cell.generations, seeds, np.arange(lo, hi),
                                        cell.params["sufficient_stats"], on_generation, keep,
                                        state)
+        if hi <= r0:   # more generations for old chains: they must retrace the stored ones
+            _check_retraced(cell, values[:g0, :, lo:hi], previous[:, :, lo:hi])
         if checkpoint is not None:
             checkpoint.save_chunk(lo, hi, values[:, :, lo:hi])
     return tidy(values, [m.name for m in metrics])
+
+
+def _check_retraced(cell: Cell, recomputed: np.ndarray, stored: np.ndarray) -> None:
+    """An extended chain continues from the state that produced its stored values, or not
+    at all (a changed package or library would splice two different chains)."""
+    if not np.array_equal(recomputed, stored, equal_nan=True):
+        g, _, r = np.argwhere(~((recomputed == stored) | (np.isnan(recomputed) & np.isnan(stored))))[0]
+        raise UserError(f"cannot extend cell {cell.key}: recomputing its stored generations "
+                        f"does not reproduce them (first at generation {g}, replicate {r}); the "
+                        f"package or a library changed since the run. Run into a new folder")
 
 
 def _keep_samples(checkpoint: Checkpoint, family: Family, lo: int, hi: int, generation: int,

@@ -82,6 +82,15 @@ class Policy(ABC):
         """How many real data enter each later training set (0: none)."""
         return 0
 
+    def train_size(self, n_samples: int) -> int:
+        """The size of each training set after generation 0 (checked like n_samples)."""
+        return n_samples
+
+    def real_pool_size(self) -> int | None:
+        """The size of the real pool (generation 0's training set) when the policy fixes it;
+        None leaves it to n_samples."""
+        return None
+
     @abstractmethod
     def next_train(self, step: Step) -> Any:
         """The training set of generation ``step.generation + 1``."""
@@ -147,41 +156,93 @@ class AccumulateSubsample(Policy):
 
 @dataclass(frozen=True)
 class MixParams:
-    """real_fraction: share of real data in each training set, in [0, 1].
-    real_source: 'fixed' resamples the original real pool each generation (Shumailov et
-    al.'s random 10%); 'fresh' draws new real data each generation."""
+    """real_fraction: share of real data in each training set of n_samples, in [0, 1].
+    real_source: 'fixed' takes the real part from the original real pool (a random subset of
+    it under real_fraction, Shumailov et al.'s random 10%; all of it under n_real); 'fresh'
+    draws new real data each generation.
+    n_real, n_synthetic: absolute sizes instead of real_fraction (give both): each later
+    training set holds n_real real data plus n_synthetic data sampled from the last model.
+    With n_real > 0 the real pool *is* n_real points (n_samples is set to n_real), so under
+    'fixed' the same n_real points enter every generation and generation 0 is the fit on
+    them alone (MAD's synthetic augmentation loop; Bertrand et al.'s lambda =
+    n_synthetic / n_real); n_real = 0 is the fully synthetic loop after a generation 0 fitted
+    on n_samples real data. Unset (the default) leaves real_fraction in charge, so existing
+    studies keep their cells and numbers."""
 
     real_fraction: float = 0.1
     real_source: Literal["fixed", "fresh"] = "fixed"
+    n_real: int | None = None
+    n_synthetic: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.real_fraction <= 1.0:
             raise UserError(f"params.real_fraction must be in [0, 1]; got {self.real_fraction}")
+        if (self.n_real is None) != (self.n_synthetic is None):
+            given = "n_real" if self.n_real is not None else "n_synthetic"
+            missing = "n_synthetic" if given == "n_real" else "n_real"
+            raise UserError(f"params.{given} needs params.{missing} as well: mix with absolute "
+                            f"sizes takes both (0 is allowed for either)")
+        if self.absolute:
+            for name in ("n_real", "n_synthetic"):
+                if getattr(self, name) < 0:
+                    raise UserError(f"params.{name} must be >= 0; got {getattr(self, name)}")
+            if self.n_real + self.n_synthetic < 2:
+                raise UserError(f"params.n_real + params.n_synthetic must be >= 2 (a training "
+                                f"set); got {self.n_real + self.n_synthetic}")
+            if self.n_real == 0:   # no real data after generation 0: fixed and fresh coincide
+                object.__setattr__(self, "real_source", "fixed")
+
+    @property
+    def absolute(self) -> bool:
+        """True when the sizes are given as n_real and n_synthetic."""
+        return self.n_real is not None
 
 
 @register
 class Mix(Policy):
     name = "mix"
-    description = "n_samples per generation: a real_fraction of real data (fixed pool or fresh) plus synthetic"
+    description = ("real and synthetic data in each training set: a real_fraction of n_samples, "
+                   "or n_real + n_synthetic; real data from a fixed pool or fresh")
     Params = MixParams
 
     def n_real(self, n_samples: int) -> int:
+        if self.params.absolute:
+            return int(self.params.n_real)
         return int(round(self.params.real_fraction * n_samples))
 
     def real_size(self, n_samples: int) -> int:
         return self.n_real(n_samples)
 
+    def real_pool_size(self) -> int | None:
+        return self.params.n_real if self.params.absolute and self.params.n_real > 0 else None
+
+    def train_size(self, n_samples: int) -> int:
+        if self.params.absolute:
+            return int(self.params.n_real + self.params.n_synthetic)
+        return n_samples
+
     def synthetic_size(self, n_samples: int) -> int:
+        if self.params.absolute:
+            return int(self.params.n_synthetic)
         return n_samples - self.n_real(n_samples)
 
+    def max_train_size(self, n_samples: int, generations: int) -> int:
+        if self.params.absolute:
+            return max(n_samples, self.params.n_real + self.params.n_synthetic)
+        return n_samples
+
     def uses_samples(self) -> bool:
-        # A random subset of a fixed pool has no exact sufficient-statistic shortcut.
-        return self.params.real_source == "fixed" and 0.0 < self.params.real_fraction
+        # A random subset of a fixed pool has no exact sufficient-statistic shortcut; the
+        # whole pool (absolute sizes) merges with the synthetic statistics exactly.
+        return (self.params.real_source == "fixed" and 0.0 < self.params.real_fraction
+                and not self.params.absolute)
 
     def real_part(self, step: Step, k: int) -> Any:
-        """k real data: fresh ones, or a random subset of the original pool."""
+        """k real data: fresh ones, the whole pool, or a random subset of the pool."""
         if self.params.real_source == "fresh":
             return step.draw_real(k, step.generation + 1)
+        if self.params.absolute:
+            return step.real_pool   # n_samples == n_real: the same real set every generation
         return step.real_pool.subsample(k, step.stream)
 
     def next_train(self, step: Step) -> Any:
@@ -189,7 +250,7 @@ class Mix(Policy):
         if k == 0:
             return step.synthetic
         real = self.real_part(step, k)
-        if k == step.n_samples:
+        if step.synthetic is None or (not self.params.absolute and k == step.n_samples):
             return real
         return real.concat(step.synthetic)
 

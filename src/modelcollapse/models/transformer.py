@@ -147,6 +147,9 @@ class TransformerParams(TextMetricParams):
         if self.adapter == "lora" and not self.model:
             raise UserError("params.adapter = 'lora' adapts a pretrained checkpoint; set "
                             "params.model (a .gguf file, a folder, a known name or a hub id)")
+        if not self.model:   # the build check (n_embd a multiple of n_head) before any write
+            from ..neural.network import shape
+            shape(self.size, self.n_layer, self.n_embd, self.n_head)
         if self.decoding == "beam" and self.generation == "free":
             raise UserError("params.decoding = 'beam' from the separator alone would make "
                             "every sequence identical; use generation = 'prompt'")
@@ -304,7 +307,7 @@ class Transformer(TextFamily, ScoresSequences, TrainsWithValidation, Persistent)
         return min(self.params.eval_docs or n_samples, n_samples)
 
     def bytes_per_replicate(self, max_train: int) -> int:
-        return 2**40   # one chain per chunk: chains train one after another anyway
+        return 2**30   # one chain per chunk (> the loop's chunk budget): chains train one after another
 
     # -- files -----------------------------------------------------------------------------
     def attach(self, folder: Path) -> None:
@@ -317,14 +320,44 @@ class Transformer(TextFamily, ScoresSequences, TrainsWithValidation, Persistent)
             return None
         return self.folder / f"replicate-{replicate}" / f"gen-{generation:03d}"
 
-    def restore(self, state: dict) -> None:
-        """Point the models of a saved chain state at this run's weights and device (the
-        state holds their folders relative to the models folder, so a moved run folder or
-        another machine resumes)."""
-        gen0 = state["evaluation"]["gen0"]
-        lms = list(state["model"].lms) + (list(gen0.lms) if gen0 is not None else [])
-        for lm in lms:
-            lm.rebind(self.folder, self.device)
+    # -- chain state (data only; the loop saves it after every generation) ------------------
+    def save_state(self, model: TransformerModels) -> dict:
+        """The fitted models as JSON values and arrays: per replicate its weights folder
+        relative to the models folder (``replicate-<r>/gen-<g>``, so a moved run folder or
+        another machine resumes), training stats and generation."""
+        if self.folder is None:
+            raise TypeError("transformer models without a run folder have no saved weights")
+        return {"replicates": np.asarray(model.replicates, dtype=np.int64),
+                "lms": [{"folder": lm.folder.relative_to(self.folder).as_posix(),
+                         "stats": lm.stats, "generation": lm.generation} for lm in model.lms]}
+
+    def load_state(self, state: dict) -> TransformerModels:
+        """The models saved by :meth:`save_state`, their weights loaded lazily from this
+        run's models folder onto this run's device. Raises ``InvalidState`` for a field
+        that is not what ``save_state`` writes (a folder outside ``replicate-<r>/gen-<g>``,
+        non-numeric stats)."""
+        import re
+
+        from ..chainstate import InvalidState
+        from ..neural.handle import TransformerLM
+        reps = state.get("replicates")
+        lms = state.get("lms")
+        if not isinstance(reps, np.ndarray) or reps.ndim != 1 or reps.dtype.kind not in "iu" \
+                or not isinstance(lms, list) or len(lms) != reps.size:
+            raise InvalidState("the model state does not list one model per replicate")
+        out = []
+        for r, item in zip(reps.tolist(), lms):
+            folder, stats, g = item.get("folder"), item.get("stats"), item.get("generation")
+            m = re.fullmatch(r"replicate-(\d{1,9})/gen-(\d{3,9})", folder) \
+                if isinstance(folder, str) else None
+            if m is None or int(m[1]) != r or type(g) is not int or int(m[2]) != g:
+                raise InvalidState(f"model folder {str(folder)[:60]!r} is not replicate-{r}/gen-<g>")
+            if not isinstance(stats, dict) or not all(
+                    isinstance(v, (int, float)) or (isinstance(v, list) and all(
+                        isinstance(x, (int, float)) for x in v)) for v in stats.values()):
+                raise InvalidState("the models' training stats are not numbers")
+            out.append(TransformerLM(None, self.folder / folder, self.device, stats, g))
+        return TransformerModels(out, reps)
 
     # -- model -----------------------------------------------------------------------------
     def original(self):

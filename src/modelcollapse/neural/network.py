@@ -105,5 +105,8 @@ def load(folder: Path, device: str):
     from ..pretrained import lora
     if lora.is_adapter_folder(folder):
         return lora.load_adapter(folder, device)
-    module = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    # safetensors only: a run folder may come from someone else, and a pickled
+    # pytorch_model.bin beside the config would otherwise be unpickled
+    module = transformers.AutoModelForCausalLM.from_pretrained(
+        str(folder), dtype=torch.float32, use_safetensors=True, trust_remote_code=False)
     return module.to(device).eval()

@@ -30,7 +30,7 @@ def truth_value(cell: CellConfig, metric: str) -> float | None:
         if truth is None or m.implementation(family) is None:
             return None
         ctx = MetricContext(family, truth, None, 0, cell.n_samples,
-                            EvaluationState(SeedTree(cell.seed, cell.key)))
+                            EvaluationState(SeedTree(cell.seed, cell.seed_key)))
         return float(m.fn(ctx)[0])
     except UserError:
         return None   # e.g. a text family's corpus file is gone

@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import itertools
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError, closest
 from ..catalog import FAMILIES, METRICS, POLICIES
 from ..models import Sampling
-from .config import CellConfig, LoopParams, coerce, fields_of, make_params
+from .config import CellConfig, LoopParams, coerce, fields_of, make_params, omit_unset, stream_key
 
 TOP_KEYS = ("name", "family", "policy", "n_samples", "generations", "replicates", "seed",
-            "metrics", "params")
+            "metrics", "paired", "params")
 AXIS_KEYS = ("family", "policy", "n_samples")
 #: Other names users reach for: top-p sampling is the loop's ``truncation``.
 ALIASES = {"top_p": "truncation"}
-DEFAULTS = {"policy": "replace", "generations": 20, "replicates": 20, "seed": 0}
+DEFAULTS = {"policy": "replace", "generations": 20, "replicates": 20, "seed": 0, "paired": False}
 RESULT_BYTES = 4 * 2**30   # the largest (generations x metrics x replicates) table a cell may hold
 
 
@@ -39,6 +39,7 @@ class Study:
     seed: int
     cells: list[CellConfig]
     axes: list[str]      # keys that vary across cells, in file order
+    paired: bool = False  # cells that differ only in policy share their random streams
 
     def label(self, cell: CellConfig, within_family: bool = False) -> str:
         """A short human label: the values of the axes that vary."""
@@ -55,8 +56,11 @@ class Study:
         return " · ".join(parts) or f"{cell.family} · {cell.policy}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "seed": self.seed, "axes": self.axes,
-                "cells": [c.to_dict() for c in self.cells]}
+        out: dict[str, Any] = {"name": self.name, "seed": self.seed, "axes": self.axes}
+        if self.paired:   # only then, so unpaired study files read as they always did
+            out["paired"] = True
+        out["cells"] = [c.to_dict() for c in self.cells]
+        return out
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -64,14 +68,36 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"study file {path} is a directory; give a .toml file")
-    if not path.is_file():
-        raise UserError(f"study file {path} does not exist")
+    return parse_toml_file(path, "study file")
+
+
+MAX_TOML_BYTES = 16 * 2**20
+
+
+def parse_toml_file(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file's table: a regular file (no FIFO or device) of at most 16 MiB, UTF-8,
+    valid TOML; every failure is one sentence naming the file."""
+    from ..safepaths import open_regular
+    if not path.exists() and not path.is_symlink():
+        raise UserError(f"{what} {path} does not exist")
     try:
-        return tomllib.loads(path.read_bytes().decode("utf-8"))
+        with open_regular(path, what) as fh:
+            data = fh.read(MAX_TOML_BYTES + 1)
+    except OSError as e:
+        raise UserError(f"{what} {path} cannot be read ({e.strerror or e})") from None
+    if len(data) > MAX_TOML_BYTES:
+        raise UserError(f"{what} {path} is larger than {MAX_TOML_BYTES // 2**20} MiB")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise UserError(f"study file {path} is not UTF-8 text (byte offset {e.start})") from None
+        raise UserError(f"{what} {path} is not UTF-8 text (byte offset {e.start})") from None
     except tomllib.TOMLDecodeError as e:
-        raise UserError(f"study file {path} is not valid TOML: {e}") from None
+        raise UserError(f"{what} {path} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise UserError(f"{what} {path} is nested too deeply to read") from None
+    except ValueError as e:   # e.g. an integer of more than 4,300 digits
+        raise UserError(f"{what} {path} holds a value that cannot be read "
+                        f"({str(e).split(';')[0][:100]})") from None
 
 
 OWNERS = ("family", "policy", "loop")
@@ -145,11 +171,12 @@ def parse_study(mapping: dict[str, Any], where: str = "", name: str = "run") -> 
     m = {**DEFAULTS, **mapping}
     if "family" not in m:
         raise UserError(f"{where}no family given; choose from: {', '.join(FAMILIES.names())}")
-    for key in ("replicates", "seed", "generations"):
+    for key in ("replicates", "seed", "generations", "paired"):
         if isinstance(m[key], list):
-            raise UserError(f"{where}{key} cannot be a sweep axis; give one integer")
+            raise UserError(f"{where}{key} cannot be a sweep axis; give one value")
     replicates = coerce(m["replicates"], int, f"{where}replicates")
     seed = coerce(m["seed"], int, f"{where}seed")
+    paired = coerce(m.get("paired", False), bool, f"{where}paired")
     if replicates < 1:
         raise UserError(f"{where}replicates must be >= 1; got {replicates}")
     if seed < 0:
@@ -181,9 +208,12 @@ def parse_study(mapping: dict[str, Any], where: str = "", name: str = "run") -> 
     names = list(axes)
     for combo in itertools.product(*(axes[k] for k in names)):
         setting = {**dict(zip(names, combo)), "generations": m["generations"]}
-        cell, consumed = _resolve_cell(setting, list(params), replicates, seed, wanted, where)
+        cell, consumed = _resolve_cell(setting, list(params), replicates, seed, wanted, where,
+                                       paired)
         used |= consumed
         cells.setdefault(cell.key, cell)
+    if paired:
+        cells = _pair_sufficient_stats(cells, params)
     for key in params:
         if key not in used:
             raise UserError(f"{where}params.{key} is not used by any cell (it belongs to "
@@ -197,7 +227,63 @@ def parse_study(mapping: dict[str, Any], where: str = "", name: str = "run") -> 
                                 f"(it needs a family with {mt.requires}: {fams})")
     study_cells = list(cells.values())
     varying = [k for k in names if len({_axis_value(c, k) for c in study_cells}) > 1]
-    return Study(str(m.get("name", name)), seed, study_cells, varying)
+    return Study(check_name(m.get("name", name), where), seed, study_cells, varying, paired)
+
+
+def _pair_sufficient_stats(cells: dict[str, CellConfig], params: dict[str, Any]) -> dict[str, CellConfig]:
+    """Paired cells must draw the same kind of real data at generation 0: where some cell of
+    a pair group needs samples (say mix from a fixed pool) and 'auto' would let another draw
+    sufficient statistics, every cell of the group draws samples."""
+    if params.get("sufficient_stats", "auto") != "auto":
+        return cells   # the user chose (or swept) it: their choice stands
+    stats: dict[str, bool] = {}
+    for cell in cells.values():
+        stats[cell.stream_key] = stats.get(cell.stream_key, True) and cell.params["sufficient_stats"]
+    out: dict[str, CellConfig] = {}
+    for cell in cells.values():   # in the grid's order
+        if cell.params["sufficient_stats"] != stats[cell.stream_key]:
+            cell = replace(cell, params={**cell.params, "sufficient_stats": stats[cell.stream_key]})
+        out.setdefault(cell.key, cell)
+    return out
+
+
+def physical_memory() -> int:
+    """Bytes of memory of this machine (a large default where the system does not say)."""
+    import os
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 2**40
+
+
+def _check_memory(family: Any, policy: Any, n_samples: int, generations: int, where: str) -> None:
+    """One replicate must fit in this machine's memory (chunks hold at least one): refused
+    here, before any folder is written, rather than as an allocation failure mid-run."""
+    need = family.bytes_per_replicate(policy.max_train_size(n_samples, generations))
+    have = physical_memory()
+    if need > have:
+        raise UserError(f"{where}one replicate of family {family.name} needs about "
+                        f"{need / 2**30:,.1f} GiB with these settings, more than this machine's "
+                        f"{have / 2**30:,.1f} GiB; lower n_samples or the family's sizes")
+
+
+def check_name(name: Any, where: str = "") -> str:
+    """A study name is one safe path component (the default folder is ``runs/<name>``):
+    no separators, no '.' or '..', no leading dot, no control characters, at most 100
+    characters."""
+    if not isinstance(name, str):
+        raise UserError(f"{where}name must be a string; got {str(name)[:40]!r}")
+    bad = (not name or name in (".", "..") or name.startswith(".") or len(name) > 100
+           or any(c in name for c in "/\\") or any(ord(c) < 32 or ord(c) == 127 for c in name))
+    if bad or name != name.strip():
+        raise UserError(f"{where}name {name[:60]!r} is not a safe folder name: use up to 100 "
+                        f"characters without '/', '\\', control characters, surrounding "
+                        f"spaces or a leading '.'")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"{where}name holds a lone surrogate, not valid Unicode text") from None
+    return name
 
 
 def _axis_value(cell: CellConfig, key: str) -> Any:
@@ -228,7 +314,8 @@ def _metric_names(value: Any, where: str) -> list[str] | None:
 
 
 def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: int, seed: int,
-                  wanted: list[str] | None, where: str) -> tuple[CellConfig, set[str]]:
+                  wanted: list[str] | None, where: str,
+                  paired: bool = False) -> tuple[CellConfig, set[str]]:
     family_name = coerce(setting["family"], str, f"{where}family")
     policy_name = coerce(setting.get("policy", DEFAULTS["policy"]), str, f"{where}policy")
     fam_cls, pol_cls = FAMILIES.get(family_name), POLICIES.get(policy_name)
@@ -240,6 +327,16 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
     loop = make_params(LoopParams, given["loop"], f"{where}params.")
     n_samples = setting.get("n_samples")
     n_samples = fam_cls.default_samples(fam) if n_samples is None else coerce(n_samples, int, f"{where}n_samples")
+    if getattr(pol, "absolute", False) and "real_fraction" in given["policy"]:
+        raise UserError(f"{where}params.real_fraction and params.n_real / n_synthetic both size "
+                        f"the real part of policy {policy_name}; give one or the other")
+    pool = pol_cls(pol).real_pool_size()
+    if pool is not None:   # the policy fixes the real pool's size, hence generation 0's
+        if setting.get("n_samples") is not None and n_samples != pool:
+            raise UserError(f"{where}n_samples = {n_samples} but policy {policy_name} fixes the "
+                            f"real set at {pool} (generation 0 fits on it alone); give n_samples "
+                            f"= {pool} or leave n_samples out")
+        n_samples = pool
     generations = coerce(setting.get("generations", DEFAULTS["generations"]), int, f"{where}generations")
     if generations < 1:
         raise UserError(f"{where}generations must be >= 1; got {generations}")
@@ -249,6 +346,12 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
     except UserError as e:
         raise UserError(f"{where}{e}") from None
     policy = pol_cls(pol)
+    later = policy.train_size(n_samples)
+    if later != n_samples:   # training sets after generation 0 have another size: check it too
+        try:
+            family.validate(later)
+        except UserError as e:
+            raise UserError(f"{where}later training sets hold {later} data: {e}") from None
     try:
         policy.check_family(family)   # a policy that needs a kind of family says so here
     except UserError as e:
@@ -260,7 +363,7 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
     if loop.sufficient_stats is True and not stats_possible:
         raise UserError(f"{where}params.sufficient_stats = true is not possible for family "
                         f"{family_name} with policy {policy_name} and this sampling; use 'auto'")
-    flat = _namespaced({"family": asdict(fam), "policy": asdict(pol), "loop": asdict(loop)})
+    flat = omit_unset(_namespaced({"family": asdict(fam), "policy": asdict(pol), "loop": asdict(loop)}))
     flat.update(family.fingerprint())   # e.g. a corpus's hash: new content, new cell
     flat["sufficient_stats"] = bool(stats_possible and loop.sufficient_stats is not False)
     if not flat["sufficient_stats"] and not family.samples_supported:
@@ -275,5 +378,8 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
         raise UserError(f"{where}{generations} generations x {len(metrics)} metrics x {replicates} "
                         f"replicates need {need / 2**30:.0f} GiB of results; use fewer replicates, "
                         f"generations or metrics")
-    cell = CellConfig(family_name, policy_name, n_samples, generations, replicates, seed, metrics, flat)
+    _check_memory(family, policy, n_samples, generations, where)
+    pairing = stream_key(family_name, n_samples, flat, set(fields_of(pol_cls.Params))) if paired else ""
+    cell = CellConfig(family_name, policy_name, n_samples, generations, replicates, seed, metrics,
+                      flat, pairing)
     return cell, consumed
