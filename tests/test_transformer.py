@@ -63,7 +63,7 @@ def test_tiny_model_runs_two_generations_end_to_end(tmp_path, capsys):
         assert (cell / "models" / "replicate-0" / f"gen-{g:03d}" / "model.safetensors").is_file()
     assert (cell / "models" / "tokenizer" / "tokenizer.json").is_file()
     assert (cell / "samples" / "gen-000" / "replicates-0-1.jsonl.gz").is_file()
-    assert not list((cell / "chunks").glob("*.state.pkl")) if (cell / "chunks").exists() else True
+    assert not list((cell / "chunks").glob("*.state.*")) if (cell / "chunks").exists() else True
     manifest = json.loads((out / "manifest.json").read_text())
     assert "torch" in manifest["libraries"]
     print(f"two tiny generations: {elapsed:.1f} s")   # the issue asks for < 1 min; not asserted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pandas as pd
 
 from .errors import UserError
 from .progress import Progress
+from .runs.lock import run_lock
 from .runs.store import RunStore, combine, write_parquet
 from .runs.study import Study, parse_study, read_toml
 
@@ -64,10 +66,21 @@ def run_study(study: Study, out: str | Path | None = None, quiet: bool = True,
 
     runner = make_executor(executor, workers, address)
     store = RunStore(out) if out is not None else None
+    lock: Any = contextlib.nullcontext()
     if store is not None:
-        store.open(study, extend)
+        store.check(study, extend)   # every refusal before the first write
+        store.root.mkdir(parents=True, exist_ok=True)
+        lock = run_lock(store.root)   # one writer per folder: a second one is refused
     elif extend:
         raise UserError("extend needs a run folder (out) holding the run to extend")
+    with lock:
+        if store is not None:
+            store.open(study, extend)
+        return _run_cells(study, store, runner, out, quiet, plots)
+
+
+def _run_cells(study: Study, store: RunStore | None, runner: Any, out: str | Path | None,
+               quiet: bool, plots: bool) -> RunResult:
     tables: dict[str, pd.DataFrame] = {}
     result = RunResult(study, pd.DataFrame(), Path(out) if out is not None else None)
     todo = []

@@ -127,9 +127,13 @@ class TrainsWithValidation(Capability):
 
 
 class Persistent(Capability):
-    """Families whose models live on disk. The loop calls, in this order, ``attach(folder)``
-    once per cell (where weights go), then, on resume, ``restore(state)`` with the chain state
-    it saved (data only: arrays and JSON, never pickle)."""
+    """Families whose models live on disk. The loop calls ``attach(folder)`` once per cell
+    (where weights go); after every generation it saves the chain state, the models as
+    ``save_state(model)``, and on resume rebuilds them with ``load_state(state)``. The state
+    is data only (numbers, strings, lists, dicts and numeric arrays: saved as npz + JSON,
+    never pickle, see :mod:`modelcollapse.chainstate`); ``load_state`` checks every field it
+    reads and raises ``chainstate.InvalidState`` for one that does not fit (a state file may
+    come from someone else)."""
 
     label = "weights on disk"
 
@@ -138,8 +142,12 @@ class Persistent(Capability):
         """Keep weights under ``folder`` (a run's models folder)."""
 
     @abstractmethod
-    def restore(self, state: dict) -> None:
-        """Re-bind models loaded from a saved chain state to this process (weights, device)."""
+    def save_state(self, model: Any) -> dict:
+        """``model`` (one chunk's fitted models) as data: arrays and JSON values."""
+
+    @abstractmethod
+    def load_state(self, state: dict) -> Any:
+        """The models saved by :meth:`save_state`, bound to this process (weights, device)."""
 
 
 # -- images ----------------------------------------------------------------------------------

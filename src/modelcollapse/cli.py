@@ -1,4 +1,4 @@
-"""The command line: ``modelcollapse run | sweep | query | report | list | audit``.
+"""The command line: ``modelcollapse run | sweep | query | report | list | audit | models``.
 
 Every user mistake ends in one sentence on stderr and exit code 2; results already on disk
 are never overwritten by a failed or different run.
@@ -7,7 +7,9 @@ are never overwritten by a failed or different run.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -66,8 +68,27 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
+class _ArgumentError(Exception):
+    """A command-line syntax error: reported in one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse without the usage block on errors: one sentence, exit code 2 (``--help``
+    still prints the usage)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise _ArgumentError(f"{message} (see `{self.prog} --help`)")
+
+
+def _say(message: str) -> None:
+    """One line on stderr, whatever the text holds (a lone surrogate from a hostile file
+    is shown escaped rather than crashing the print)."""
+    text = f"modelcollapse: error: {message}"
+    print(text.encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="modelcollapse", description=__doc__.splitlines()[0])
+    p = _Parser(prog="modelcollapse", description=__doc__.splitlines()[0])
     p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
                    help="import user code that registers families, metrics, policies, curation "
                         "blocks, overlays or audit signals (repeatable; see examples/plugins)")
@@ -87,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list families, policies, metrics and parameters")
     from .audit.cli import add_parser as add_audit_parser
     add_audit_parser(sub)
+    from .pretrained.cli import add_parser as add_models_parser
+    add_models_parser(sub)
     return p
 
 
@@ -188,8 +211,31 @@ def cmd_list() -> int:
     return 0
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it stops a run as Ctrl-C does."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except _ArgumentError as e:
+        _say(str(e))
+        return 2
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _dispatch(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.plugin:
             from . import plugins
@@ -203,17 +249,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "audit":
             from .audit.cli import cmd_audit
             return cmd_audit(args)
+        if args.command == "models":
+            from .pretrained.cli import cmd_models
+            return cmd_models(args)
         return cmd_list()
     except UserError as e:
-        print(f"modelcollapse: error: {e}", file=sys.stderr)
+        _say(str(e))
         return 2
     except OSError as e:  # a path the user gave cannot be read or written
         where = f" {e.filename}" if e.filename else ""
-        print(f"modelcollapse: error: cannot use{where}: {e.strerror or e}", file=sys.stderr)
+        _say(f"cannot use{where}: {e.strerror or e}")
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:   # Ctrl-C (exit code 130) or SIGTERM (143): a clean stop
         print("modelcollapse: interrupted; finished cells are kept and a rerun resumes", file=sys.stderr)
-        return 130
+        return 128 + (signal.SIGTERM if isinstance(e, _Terminated) else signal.SIGINT)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from . import chainstate
 from .capabilities import GeneratesImages, GeneratesText, Persistent
 from .catalog import FAMILIES, METRICS, POLICIES
 from .errors import UserError
@@ -55,7 +56,10 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
     """
     n_synthetic = policy.synthetic_size(n_samples)
     out = np.empty((generations, len(metrics), len(replicates)))
-    saved = state.load() if state is not None else None
+    saved = None
+    if state is not None:   # data only, checked against this chunk (see chainstate.py)
+        saved = state.load(functools.partial(chainstate.unpack, family=family, seeds=seeds,
+                                             replicates=np.asarray(replicates), shape=out.shape))
     if saved is None:
         streams = Streams(seeds, replicates)
         real = family.real_source(streams, stats)(n_samples, 0)
@@ -67,8 +71,6 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
         start, train, model, history = (saved["generation"] + 1, saved["train"],
                                         saved["model"], saved["history"])
         out[:start] = saved["out"]
-        if isinstance(family, Persistent):   # models that refer to weight files
-            family.restore(saved)
         if on_generation is not None:
             for _ in range(start):
                 on_generation(len(replicates))
@@ -101,8 +103,10 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
         train = policy.next_train(Step(g, n_samples, train, synthetic, real, history, draw_real,
                                        streams["policy"], family, model, sampling))
         if state is not None:
-            state.save({"generation": g, "out": out[:g + 1], "streams": streams, "real": real,
-                        "evaluation": evaluation.saved(), "train": train, "model": model, "history": history})
+            state.save(*chainstate.pack({"generation": g, "out": out[:g + 1], "streams": streams,
+                                         "real": real, "evaluation": evaluation.saved(),
+                                         "train": train, "model": model, "history": history},
+                                        family))
 
     _check_finite_or_inf(out, metrics)
     return out
@@ -157,11 +161,13 @@ def build(cell: Cell) -> tuple[Family, Policy, Sampling, list[Metric]]:
 
 
 class ChainState(Protocol):
-    """The saved state of a chunk's chains after their last finished generation."""
+    """The saved state of a chunk's chains after their last finished generation, as data
+    only: ``save(arrays, meta)`` with what ``chainstate.pack`` made; ``load(decode)``
+    returns ``decode(arrays, meta)`` or None when nothing was saved."""
 
-    def load(self) -> dict | None: ...
+    def load(self, decode: Callable[[dict, Any], dict]) -> dict | None: ...
 
-    def save(self, state: dict) -> None: ...
+    def save(self, arrays: dict, meta: dict) -> None: ...
 
 
 class Checkpoint(Protocol):

@@ -19,6 +19,9 @@ import numpy as np
 from scipy.special import digamma
 
 from .capabilities import GaussianClosedForm, HasCoefficients, HasProbabilities
+from .closed_forms import categorical as wright_fisher
+from .closed_forms import gaussian as gaussian_forms
+from .closed_forms import regression
 
 
 def gaussian_variance(sigma2: float, m: int, n: np.ndarray, ddof: int = 0,
@@ -122,6 +125,29 @@ def verifier_breakdown(phi: float, psi: float) -> float:
     return 1.0 / (1.0 + psi / phi)
 
 
+def regression_setting(params: dict[str, Any]) -> regression.Setting:
+    """The regression closed forms' view of a cell's params."""
+    eig = None
+    if params.get("spectrum", "isotropic") != "isotropic":
+        eig = tuple(np.arange(1, params["dim"] + 1, dtype=float) ** -params["spectrum_exponent"])
+    return regression.Setting(
+        params["dim"], params["n_train"], params.get("n_gen", 0) or params["n_train"], params["noise"],
+        params.get("ridge", 0.0), eig, params.get("design", "fixed"),
+        params.get("temperature", 1.0), params.get("truncation", 1.0))
+
+
+def regression_curve(policy: str, params: dict[str, Any], generations: int) -> "Curve | None":
+    """E[test error] of a regression cell: exact, or exact given X and averaged over designs
+    by Monte Carlo (with its standard error)."""
+    if policy not in ("replace", "accumulate"):
+        return None
+    try:
+        values, se, label = regression.expected_error(regression_setting(params), policy, generations)
+    except ValueError as e:
+        return Curve(None, reason=f"closed form undefined: {e}")
+    return Curve(values, label, stderr=se)
+
+
 @dataclass(frozen=True)
 class Curve:
     """A theory overlay: ``values`` per generation, or None with the ``reason`` it is absent."""
@@ -129,6 +155,7 @@ class Curve:
     values: np.ndarray | None
     label: str = ""
     reason: str = ""
+    stderr: np.ndarray | None = None   # Monte Carlo standard error, where values are estimated
 
 
 Overlay = Callable[[str, dict, int, str, np.ndarray], "Curve | None"]
@@ -169,53 +196,117 @@ def _replace(policy: str, params: dict[str, Any]) -> bool:
     return policy == "replace" or (policy == "mix" and params.get("real_fraction") == 0.0)
 
 
-def _unbiased(params: dict[str, Any]) -> bool:
-    return params.get("truncation", 1.0) == 1.0
+def _plain_sampling(params: dict[str, Any]) -> bool:
+    return params.get("truncation", 1.0) == 1.0 and params.get("temperature", 1.0) == 1.0
 
 
 @overlay(GaussianClosedForm)
-def _gaussian(policy: str, params: dict[str, Any], n_samples: int, metric: str,
-              generations: np.ndarray) -> Curve | None:
-    if not (_replace(policy, params) and _unbiased(params)):
-        return None
+def _gaussian_overlay(policy: str, params: dict[str, Any], n_samples: int, metric: str,
+                      generations: np.ndarray) -> Curve | None:
     n, tau = generations + 1, params.get("temperature", 1.0)
-    sigma2, d, m = params["truth_std"] ** 2, params["dim"], n_samples
-    ddof = 0 if params["estimator"] == "mle" else 1
-    if metric == "variance" and d == 1:
-        return Curve(gaussian_variance(sigma2, m, n, ddof, tau), "E[s2] (Shumailov et al.)")
-    if metric == "cov_trace":
-        return Curve(d * gaussian_variance(sigma2, m, n, ddof, tau), "E[tr S] (Shumailov et al.)")
-    if metric == "cov_logdet" and m > d:
-        return Curve(gaussian_log_det(sigma2, m, n, d, ddof, tau), "E[ln det S] (Wishart)")
-    if metric == "mean_error":
-        return Curve(d * gaussian_mean_sq(sigma2, m, n, ddof, tau), "E[|mu-mu*|^2]")
+    if params.get("truncation", 1.0) != 1.0:
+        return None
+    if _replace(policy, params):
+        sigma2, d, m = params["truth_std"] ** 2, params["dim"], n_samples
+        ddof = 0 if params["estimator"] == "mle" else 1
+        if metric == "variance" and d == 1:
+            return Curve(gaussian_variance(sigma2, m, n, ddof, tau), "E[s2] (Shumailov et al.)")
+        if metric == "cov_trace":
+            return Curve(d * gaussian_variance(sigma2, m, n, ddof, tau), "E[tr S] (Shumailov et al.)")
+        if metric == "cov_logdet" and m > d:
+            return Curve(gaussian_log_det(sigma2, m, n, d, ddof, tau), "E[ln det S] (Wishart)")
+        if metric == "mean_error":
+            return Curve(d * gaussian_mean_sq(sigma2, m, n, ddof, tau), "E[|mu-mu*|^2]")
+        return None
+    if tau == 1.0:
+        return _gaussian_pooled(policy, params, n_samples, metric, n)
     return None
 
 
 @overlay(HasCoefficients)
-def _regression(policy: str, params: dict[str, Any], n_samples: int, metric: str,
-                generations: np.ndarray) -> Curve | None:
-    if metric != "test_error" or policy not in ("replace", "accumulate") or not _unbiased(params) \
-            or params.get("temperature", 1.0) != 1.0:
+def _regression_overlay(policy: str, params: dict[str, Any], n_samples: int, metric: str,
+                        generations: np.ndarray) -> Curve | None:
+    if metric != "test_error":
         return None
     n = generations + 1
-    sigma2, d, t = params["noise"] ** 2, params["dim"], params["n_train"]
-    if t < d + 2:
-        return Curve(None, reason=f"closed form undefined: n_train T={t} <= dim+1={d + 1}")
-    if policy == "replace":
-        return Curve(regression_replace_error(sigma2, d, t, n), "n s2 d/(T-d-1) (Gerstgrasser et al.)")
-    return Curve(regression_accumulate_error(sigma2, d, t, n), "s2 d/(T-d-1) sum 1/i^2 (Gerstgrasser et al.)")
+    c = regression_curve(policy, params, int(n.max()))
+    if c is None or c.values is None:
+        return c
+    return Curve(c.values[n - 1], c.label, stderr=None if c.stderr is None else c.stderr[n - 1])
 
 
 @overlay(HasProbabilities)
-def _categorical(policy: str, params: dict[str, Any], n_samples: int, metric: str,
-                 generations: np.ndarray) -> Curve | None:
-    if metric != "collision_probability" or not (_replace(policy, params) and _unbiased(params)) \
-            or params.get("temperature", 1.0) != 1.0:
+def _categorical_overlay(policy: str, params: dict[str, Any], n_samples: int, metric: str,
+                         generations: np.ndarray) -> Curve | None:
+    if not _plain_sampling(params):
         return None
+    return _categorical(policy, _replace(policy, params), params, n_samples, metric, generations + 1)
+
+
+def _truth_probs(params: dict[str, Any]) -> np.ndarray:
     if params["truth"] == "uniform":
-        s0 = 1.0 / params["n_outcomes"]
+        return np.full(params["n_outcomes"], 1.0 / params["n_outcomes"])
+    p = np.arange(1, params["n_outcomes"] + 1, dtype=float) ** -params["zipf_beta"]
+    return p / p.sum()
+
+
+def mix_sizes(params: dict[str, Any], n_samples: int) -> tuple[int, int]:
+    """(real, synthetic) points per training set of a mix cell."""
+    if "n_real" in params and params.get("n_real"):
+        return int(params["n_real"]), int(params.get("n_synthetic") or n_samples - params["n_real"])
+    k = int(round(params.get("real_fraction", 0.0) * n_samples))
+    return k, n_samples - k
+
+
+def _per_coordinate(metric: str, d: int, v: np.ndarray, r: np.ndarray) -> np.ndarray | None:
+    if metric == "variance" and d == 1:
+        return v
+    if metric == "cov_trace":
+        return d * v
+    if metric == "mean_error":
+        return d * r
+    return None
+
+
+def _gaussian_pooled(policy: str, params: dict[str, Any], m: int, metric: str,
+                     n: np.ndarray) -> Curve | None:
+    """Accumulate, accumulate-subsample and fresh-real mix: exact recursions (closed_forms/gaussian)."""
+    sigma2, d, ddof = params["truth_std"] ** 2, params["dim"], 0 if params["estimator"] == "mle" else 1
+    g = int(n.max())
+    if policy == "accumulate":
+        v, r = gaussian_forms.accumulate(sigma2, m, g, ddof)
+        label = "exact; mean error < (pi^2/6) s2/M (Dey & Donoho)"
+    elif policy == "accumulate_subsample":
+        v, r = gaussian_forms.accumulate_subsample(sigma2, m, g, params.get("keep", 0), ddof)
+        label = "exact (accumulate-subsample)"
+    elif policy == "mix" and params.get("real_source") == "fresh":
+        k, s = mix_sizes(params, m)
+        if s == 0:
+            return None
+        v, r, _ = gaussian_forms.mix(sigma2, k, s, g, ddof, "fresh", first=m)
+        label = "exact, fresh real data -> steady state" if k else "exact"
     else:
-        p = np.arange(1, params["n_outcomes"] + 1, dtype=float) ** -params["zipf_beta"]
-        s0 = float(((p / p.sum()) ** 2).sum())
-    return Curve(collision_probability(s0, n_samples, generations + 1), "1-(1-1/n)^m (1-S0) (Seddik et al.)")
+        return None
+    values = _per_coordinate(metric, d, v, r)
+    return None if values is None else Curve(values[n - 1], label)
+
+
+def _categorical(policy: str, replace: bool, params: dict[str, Any], m: int, metric: str,
+                 n: np.ndarray) -> Curve | None:
+    p = _truth_probs(params)
+    s0 = float((p**2).sum())
+    if metric == "collision_probability" and replace:
+        return Curve(collision_probability(s0, m, n), "1-(1-1/n)^m (1-S0) (Seddik et al.)")
+    if metric == "collision_probability" and policy == "mix" and params.get("real_source") == "fresh":
+        k, s = mix_sizes(params, m)
+        values = wright_fisher.mix_collision(s0, k, s, int(n.max()), first=m)
+        return Curve(values[n - 1], "exact, fresh real data -> steady state")
+    if metric in ("support_size", "missing_mass") and replace:
+        if m > WRIGHT_FISHER_MAX:
+            return Curve(None, reason=f"Wright-Fisher form computed for n_samples <= {WRIGHT_FISHER_MAX}")
+        fn = wright_fisher.support_size if metric == "support_size" else wright_fisher.missing_mass
+        return Curve(fn(p, m, int(n.max()))[n - 1], "Wright-Fisher, exact")
+    return None
+
+
+WRIGHT_FISHER_MAX = 3000   # the (n+1)^2 transition matrix: 72 MB at n = 3000

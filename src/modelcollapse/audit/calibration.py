@@ -36,7 +36,6 @@ A study file (``studies/audit_calibration.toml``) names a human corpus and what 
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +59,8 @@ TRACKED = ("distinct_2_delta", "tail_coverage", "perplexity_shift", "near_duplic
 
 def read_study(path: str | Path) -> dict[str, Any]:
     """The study file merged over :data:`DEFAULTS`, checked (UserError names the key)."""
-    try:
-        with open(path, "rb") as fh:
-            given = tomllib.load(fh)
-    except OSError as e:
-        raise UserError(f"cannot read the calibration study '{path}': {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{path}: not valid TOML ({e})") from None
+    from ..runs.study import parse_toml_file   # regular file, bounded, one sentence
+    given = parse_toml_file(Path(path), "calibration study")
     unknown = sorted(set(given) - set(DEFAULTS))
     if unknown:
         raise UserError(f"{path}: unknown key '{unknown[0]}'; the keys are "

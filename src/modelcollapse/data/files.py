@@ -20,10 +20,12 @@ files), and a stream that ends early or fails its checks is reported as truncate
 
 from __future__ import annotations
 
+import errno
 import glob
 import gzip
 import io
 import os
+import stat
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,12 +33,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import UserError
+from ..safepaths import open_regular
 
 FORMATS = {".txt": "txt", ".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv",
            ".parquet": "parquet"}
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 
 _UTF8_BOM = b"\xef\xbb\xbf"
+#: The longest line read (decompressed bytes): a file without line breaks, or a
+#: decompression bomb, is refused with its name and line instead of filling memory.
+MAX_LINE_BYTES = 64 * 2**20
 _CHUNK = 1 << 16  # compressed bytes read per step from a .zst file
 
 
@@ -50,11 +56,22 @@ def expand(pattern: str) -> list[Path]:
             raise UserError(f"no files match the pattern '{pattern}'")
         return [Path(p) for p in matches]
     path = Path(expanded)
-    if path.is_dir():
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UserError(f"file '{pattern}' is a symbolic link loop") from None
+        if os.path.islink(path):
+            raise UserError(f"file '{pattern}' is a symbolic link to a missing file") from None
+        raise UserError(f"file '{pattern}' does not exist") from None
+    if stat.S_ISDIR(mode):
         raise UserError(f"'{pattern}' is a directory, not a file; pass a file or a glob "
                         f"such as '{os.path.join(pattern, '*.txt')}'")
-    if not path.exists():
-        raise UserError(f"file '{pattern}' does not exist")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if (
+            stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) else "a socket" if stat.S_ISSOCK(mode) \
+            else "a special file"
+        raise UserError(f"file '{pattern}' is {kind}, not a regular file")
     return [path]
 
 
@@ -87,14 +104,15 @@ class _ZstdFrames(io.RawIOBase):
     would drop the tail of a corpus unnoticed; here every frame must reach its end.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, raw: BinaryIO):
         try:
             import zstandard
         except ImportError:
+            raw.close()
             raise UserError(f"reading '{path}' needs the zstandard package; install it with "
                             f"pip install zstandard") from None
         self._zstandard = zstandard
-        self._raw = open(path, "rb")
+        self._raw = raw
         self._context = zstandard.ZstdDecompressor()
         self._frame = None  # the decompressor of the current frame
         self._pending = memoryview(b"")  # decompressed bytes not yet handed out
@@ -136,13 +154,14 @@ class _ZstdFrames(io.RawIOBase):
 @contextmanager
 def _open_binary(path: Path, compression: str | None) -> Iterator[BinaryIO]:
     """The decompressed bytes of a file as a buffered binary stream."""
+    raw = open_regular(path)   # no FIFO, device or socket, checked on the open descriptor
     if compression is None:
-        stream: BinaryIO = open(path, "rb")
+        stream: BinaryIO = raw
     elif compression == "gzip":
-        stream = gzip.open(path, "rb")
+        stream = gzip.GzipFile(fileobj=raw, mode="rb")
     else:
-        stream = io.BufferedReader(_ZstdFrames(path), buffer_size=1 << 20)
-    with stream:
+        stream = io.BufferedReader(_ZstdFrames(path, raw), buffer_size=1 << 20)
+    with raw, stream:
         yield stream
 
 
@@ -158,7 +177,14 @@ def iter_lines(path: Path, compression: str | None) -> Iterator[tuple[int, str]]
     offset = 0  # bytes before the current line
     try:
         with _open_binary(path, compression) as stream:
-            for number, raw in enumerate(stream, start=1):
+            number = 0
+            while raw := stream.readline(MAX_LINE_BYTES + 1):
+                number += 1
+                if len(raw) > MAX_LINE_BYTES:
+                    raise UserError(f"file '{path}' line {number} is longer than "
+                                    f"{MAX_LINE_BYTES:,} bytes"
+                                    f"{' after decompression' if compression else ''}; a "
+                                    f"document must fit in one line of that size")
                 body = raw[len(_UTF8_BOM):] if number == 1 and raw.startswith(_UTF8_BOM) else raw
                 skipped = len(raw) - len(body)
                 nul = body.find(b"\0")

@@ -16,7 +16,7 @@ from typing import Literal
 
 from ..errors import UserError
 from .document import Document
-from .files import expand, file_kind, iter_lines
+from .files import MAX_LINE_BYTES, expand, file_kind, iter_lines
 
 Unit = Literal["auto", "line", "paragraph"]
 UNITS = ("auto", "line", "paragraph")
@@ -24,7 +24,20 @@ DEFAULT_TEXT_FIELD = "text"
 
 # The csv module refuses fields over 128 KiB by default; a long article in one cell is a
 # normal document, so lift the (process-wide) limit once, never lowering it.
-csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, 2**31 - 1)))
+csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, MAX_LINE_BYTES)))
+#: The longest document (characters) a paragraph or a CSV field may make.
+MAX_DOCUMENT_CHARS = MAX_LINE_BYTES
+
+
+def _unicode(text: str, where: str) -> str:
+    """``text`` when it is valid Unicode; JSON may spell a lone surrogate (``"\\ud800"``),
+    which no UTF-8 writer or tokenizer accepts."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise UserError(f"{where} holds a lone surrogate (\\u{ord(text[e.start]):04x}) at "
+                        f"character {e.start}, which is not valid Unicode text") from None
+    return text
 
 
 class FileSource:
@@ -107,11 +120,17 @@ def read_txt(path: Path, compression: str | None, unit: Unit) -> Iterator[Docume
         return
     block: list[str] = []
     first = 0
+    size = 0
     for number, line in iter_lines(path, compression):
         if line.strip():
             if not block:
-                first = number
+                first, size = number, 0
             block.append(line.rstrip())
+            size += len(line)
+            if size > MAX_DOCUMENT_CHARS:
+                raise UserError(f"file '{path}': the paragraph starting on line {first} is longer "
+                                f"than {MAX_DOCUMENT_CHARS:,} characters at line {number}; "
+                                f"separate documents with blank lines")
         elif block:
             yield Document("\n".join(block).strip(), source, first)
             block = []
@@ -138,18 +157,23 @@ def read_jsonl(path: Path, compression: str | None, text_field: str) -> Iterator
         except json.JSONDecodeError as error:
             raise UserError(f"{where} is not valid JSON ({error.msg} at column "
                             f"{error.colno})") from None
+        except RecursionError:
+            raise UserError(f"{where} is JSON nested too deeply to read") from None
+        except ValueError as error:   # e.g. an integer of more than 4,300 digits
+            raise UserError(f"{where} holds a value JSON cannot read here "
+                            f"({str(error).split(';')[0][:100]})") from None
         if not isinstance(record, dict):
             raise UserError(f"{where} is a JSON {_JSON_TYPES[type(record)]}, not an object; "
                             f"JSON Lines needs one object per line")
         if text_field not in record:
-            fields = ", ".join(f"'{k}'" for k in record) or "none"
+            fields = ", ".join(f"'{k[:60]}'" for k in list(record)[:20]) or "none"
             raise UserError(f"{where} has no field '{text_field}' (its fields: {fields}); "
                             f"pick one with text_field")
         value = record[text_field]
         if not isinstance(value, str):
             raise UserError(f"{where} has a {_JSON_TYPES[type(value)]} in field "
                             f"'{text_field}', not a string")
-        text = value.strip()
+        text = _unicode(value, f"{where} field '{text_field}'").strip()
         if text:
             yield Document(text, source, number)
 

@@ -98,6 +98,13 @@ def split_documents(texts: Sequence[str], validation: float = 0.1, test: float =
     for name in SPLIT_NAMES:
         if asked[name] > 0 and not parts[name]:
             fraction = "" if name == "train" else f" of fraction {asked[name]}"
+            distinct = len(set(texts))
+            if 2 * distinct <= len(texts):
+                # identical texts hash alike and always share a split: size is not the cause
+                raise UserError(f"the corpus's {len(texts):,} documents hold only {distinct} "
+                                f"distinct text(s), and identical texts always fall in the same "
+                                f"split, which leaves the {name} split{fraction} empty; use a "
+                                f"corpus of varied documents")
             raise UserError(f"the corpus is too small: its {len(texts)} documents leave the "
                             f"{name} split{fraction} empty; use a larger corpus"
                             + ("" if name == "train" else f" or set {name} to 0"))

@@ -17,6 +17,7 @@ def real_share(ctx: MetricContext) -> np.ndarray:
 
 
 @metric("test_error", direction="lower", requires=(HasCoefficients,),
-        description="||w_hat - w*||^2, the excess test error of the least-squares fit")
+        description="||w_hat - w*||_Sigma^2 = E_x[(x.w_hat - x.w*)^2], the excess test error of "
+                    "the fit (||w_hat - w*||^2 for an isotropic design)")
 def test_error(ctx: MetricContext) -> np.ndarray:
-    return ((ctx.model.coef_ - ctx.family.coef) ** 2).sum(axis=1)
+    return ((ctx.model.coef_ - ctx.family.coef) ** 2 * ctx.family.params.eigenvalues).sum(axis=1)

@@ -20,6 +20,9 @@ policy builds the next training set from it (``replace``: synthetic only; ``mix`
   the stored sequence is the continuation. ``'free'``: ``block_size`` tokens from the
   separator. ``decoding = 'sample'`` (the loop's ``temperature`` and ``top_p``, plus
   ``top_k`` and ``repetition_penalty``) or ``'beam'`` (``beams``, ``repetition_penalty``).
+* **LoRA.** ``adapter = 'lora'`` trains peft adapters on a frozen checkpoint (``lora_rank``,
+  ``lora_alpha``, ``lora_targets``), merged into the weights after each generation or kept
+  as adapter files (``lora_merge``); see :mod:`modelcollapse.pretrained.lora`.
 * **Files and resume.** With a run folder, generation g's weights are written to
   ``cells/<key>/models/replicate-<r>/gen-<g>/model.safetensors`` (``keep_weights =
   'last'`` deletes all but generation 0's, which scores every later generation, and the
@@ -62,7 +65,11 @@ class TransformerParams(TextMetricParams):
     repetition_penalty (1: off); gen_batch: sequences per generation batch. device:
     'auto' | 'cpu' | 'cuda'. keep_weights: 'all' | 'last'. eval_docs: sequences written
     per generation to measure it (0: n_samples; a cap saves a second full generation pass
-    on large corpora). The text metrics' parameters: see TextMetricParams (counted in this
+    on large corpora). adapter: 'none' (fine-tune every weight) | 'lora' (peft adapters
+    on a checkpoint: lora_rank, lora_alpha, lora_targets: comma-separated module names, ''
+    for peft's default of the architecture; lora_dropout; lora_merge: fold the adapters
+    into the weights after each generation, or keep them as adapter files on the original
+    checkpoint). The text metrics' parameters: see TextMetricParams (counted in this
     model's tokens)."""
 
     corpus: str = "embedded"
@@ -98,6 +105,12 @@ class TransformerParams(TextMetricParams):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     keep_weights: Literal["all", "last"] = "all"
     eval_docs: int = 0
+    adapter: Literal["none", "lora"] = "none"
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_targets: str = ""
+    lora_dropout: float = 0.0
+    lora_merge: bool = True
 
     def __post_init__(self) -> None:
         checks = [
@@ -120,6 +133,9 @@ class TransformerParams(TextMetricParams):
              self.repetition_penalty),
             (self.gen_batch >= 1, "gen_batch must be >= 1", self.gen_batch),
             (self.eval_docs >= 0, "eval_docs must be >= 0 (0: n_samples)", self.eval_docs),
+            (self.lora_rank >= 1, "lora_rank must be >= 1", self.lora_rank),
+            (self.lora_alpha > 0, "lora_alpha must be > 0", self.lora_alpha),
+            (0.0 <= self.lora_dropout < 1.0, "lora_dropout must be in [0, 1)", self.lora_dropout),
         ]
         for ok, what, value in checks:
             if not ok:
@@ -128,6 +144,12 @@ class TransformerParams(TextMetricParams):
         if self.generation == "prompt" and self.prompt_tokens > self.block_size:
             raise UserError(f"params.prompt_tokens = {self.prompt_tokens} exceeds block_size = "
                             f"{self.block_size}: prompts are the starts of real blocks")
+        if not self.model:   # the build check (n_embd a multiple of n_head) before any write
+            from ..neural.network import shape
+            shape(self.size, self.n_layer, self.n_embd, self.n_head)
+        if self.adapter == "lora" and not self.model:
+            raise UserError("params.adapter = 'lora' adapts a pretrained checkpoint; set "
+                            "params.model (a .gguf file, a folder, a known name or a hub id)")
         if self.decoding == "beam" and self.generation == "free":
             raise UserError("params.decoding = 'beam' from the separator alone would make "
                             "every sequence identical; use generation = 'prompt'")
@@ -271,6 +293,11 @@ class Transformer(TextFamily, ScoresSequences, TrainsWithValidation, Persistent)
             if p.positions > limit:
                 raise UserError(f"params.model = '{p.model}' takes at most {limit} tokens; "
                                 f"block_size and prompt_tokens + new_tokens must fit")
+            from ..pretrained.load import check_match
+            check_match(self.original(), d.tokenizer._hf, p.model)
+            if p.adapter == "lora":
+                from ..pretrained.lora import check_targets
+                check_targets(self.original(), p.lora_targets, f"params.model = '{p.model}'")
 
     def _checkpoint_positions(self) -> int:
         from ..neural import network
@@ -280,7 +307,7 @@ class Transformer(TextFamily, ScoresSequences, TrainsWithValidation, Persistent)
         return min(self.params.eval_docs or n_samples, n_samples)
 
     def bytes_per_replicate(self, max_train: int) -> int:
-        return 2**40   # one chain per chunk: chains train one after another anyway
+        return 2**30   # one chain per chunk (> the loop's chunk budget): chains train one after another
 
     # -- files -----------------------------------------------------------------------------
     def attach(self, folder: Path) -> None:
@@ -293,14 +320,44 @@ class Transformer(TextFamily, ScoresSequences, TrainsWithValidation, Persistent)
             return None
         return self.folder / f"replicate-{replicate}" / f"gen-{generation:03d}"
 
-    def restore(self, state: dict) -> None:
-        """Point the models of a saved chain state at this run's weights and device (the
-        state holds their folders relative to the models folder, so a moved run folder or
-        another machine resumes)."""
-        gen0 = state["evaluation"]["gen0"]
-        lms = list(state["model"].lms) + (list(gen0.lms) if gen0 is not None else [])
-        for lm in lms:
-            lm.rebind(self.folder, self.device)
+    # -- chain state (data only; the loop saves it after every generation) ------------------
+    def save_state(self, model: TransformerModels) -> dict:
+        """The fitted models as JSON values and arrays: per replicate its weights folder
+        relative to the models folder (``replicate-<r>/gen-<g>``, so a moved run folder or
+        another machine resumes), training stats and generation."""
+        if self.folder is None:
+            raise TypeError("transformer models without a run folder have no saved weights")
+        return {"replicates": np.asarray(model.replicates, dtype=np.int64),
+                "lms": [{"folder": lm.folder.relative_to(self.folder).as_posix(),
+                         "stats": lm.stats, "generation": lm.generation} for lm in model.lms]}
+
+    def load_state(self, state: dict) -> TransformerModels:
+        """The models saved by :meth:`save_state`, their weights loaded lazily from this
+        run's models folder onto this run's device. Raises ``InvalidState`` for a field
+        that is not what ``save_state`` writes (a folder outside ``replicate-<r>/gen-<g>``,
+        non-numeric stats)."""
+        import re
+
+        from ..chainstate import InvalidState
+        from ..neural.handle import TransformerLM
+        reps = state.get("replicates")
+        lms = state.get("lms")
+        if not isinstance(reps, np.ndarray) or reps.ndim != 1 or reps.dtype.kind not in "iu" \
+                or not isinstance(lms, list) or len(lms) != reps.size:
+            raise InvalidState("the model state does not list one model per replicate")
+        out = []
+        for r, item in zip(reps.tolist(), lms):
+            folder, stats, g = item.get("folder"), item.get("stats"), item.get("generation")
+            m = re.fullmatch(r"replicate-(\d{1,9})/gen-(\d{3,9})", folder) \
+                if isinstance(folder, str) else None
+            if m is None or int(m[1]) != r or type(g) is not int or int(m[2]) != g:
+                raise InvalidState(f"model folder {str(folder)[:60]!r} is not replicate-{r}/gen-<g>")
+            if not isinstance(stats, dict) or not all(
+                    isinstance(v, (int, float)) or (isinstance(v, list) and all(
+                        isinstance(x, (int, float)) for x in v)) for v in stats.values()):
+                raise InvalidState("the models' training stats are not numbers")
+            out.append(TransformerLM(None, self.folder / folder, self.device, stats, g))
+        return TransformerModels(out, reps)
 
     # -- model -----------------------------------------------------------------------------
     def original(self):
@@ -343,10 +400,17 @@ class Transformer(TextFamily, ScoresSequences, TrainsWithValidation, Persistent)
             if not docs:
                 raise UserError(f"generation {g} (replicate {r}) has no training sequences")
             seed = int(stream.seeds.generator("fit", r, "train", g).integers(2**62))
+            if p.adapter == "lora":
+                from ..pretrained import lora
+                module = lora.attach(module, p.lora_rank, p.lora_alpha, p.lora_targets,
+                                     p.lora_dropout, seed)
             stats = train(module, docs, validation, opts, seed, self.device)
+            kept = p.adapter == "lora" and not p.lora_merge
+            if p.adapter == "lora" and p.lora_merge:
+                module = lora.merge(module)
             folder = self.weights_folder(r, g)
             if folder is not None:
-                network.save(module, folder)
+                network.save(module, folder, base=p.model if kept else None)
                 if p.keep_weights == "last" and g >= 3:
                     # g - 1 stays until generation g's state is saved: a crash before that
                     # resumes from generation g - 1 and needs its weights

@@ -15,9 +15,8 @@ class TransformerLM:
     """A fitted causal LM of one replicate at one generation.
 
     ``module`` is loaded from ``folder`` on first use when it is not in memory (a resumed
-    chain, or the generation-0 model after :meth:`release`). Pickling keeps the folder, not
-    the weights, so a chain's saved state stays small; a model never written to disk cannot
-    be pickled. ``stats``: what :func:`~modelcollapse.neural.train.train` returned.
+    chain, or the generation-0 model after :meth:`release`). A chain's saved state keeps the
+    folder, not the weights (see ``Transformer.save_state``). ``stats``: what :func:`~modelcollapse.neural.train.train` returned.
     """
 
     def __init__(self, module, folder: Path | None, device: str, stats: dict,
@@ -31,7 +30,7 @@ class TransformerLM:
     @property
     def module(self):
         if self._module is None:
-            if self.folder is None or not (self.folder / "model.safetensors").exists():
+            if not network.saved(self.folder):
                 raise UserError(f"the weights of generation {self.generation} are gone from "
                                 f"{self.folder}; run the cell again into a new folder")
             self._module = network.load(self.folder, self.device)
@@ -41,24 +40,6 @@ class TransformerLM:
         """Free the weights in memory when they are on disk (reloaded on next use)."""
         if self.folder is not None:
             self._module = None
-
-    def __getstate__(self) -> dict:
-        if self.folder is None:
-            raise TypeError("a TransformerLM whose weights were never saved cannot be pickled")
-        # relative to the models folder (replicate-<r>/gen-<g>); rebind() completes it
-        return {"folder": str(Path(self.folder.parent.name) / self.folder.name),
-                "stats": self.stats, "generation": self.generation}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(None, Path(state["folder"]), "cpu", state["stats"], state["generation"])
-        self._bound = False
-
-    def rebind(self, models: Path | None, device: str) -> None:
-        """After unpickling: the weights are under ``models``, to be loaded on ``device``."""
-        if models is not None and not getattr(self, "_bound", True):
-            self.folder = Path(models) / self.folder
-            self._bound = True
-        self.device = device
 
     def sequence_nll(self, docs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(n,) summed NLL and (n,) predicted tokens of each document."""

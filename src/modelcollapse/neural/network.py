@@ -50,34 +50,20 @@ def from_scratch(vocab_size: int, layers: int, dims: int, heads: int, positions:
         return transformers.GPT2LMHeadModel(config)
 
 
-def _unavailable(name: str, e: Exception) -> UserError:
-    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    if isinstance(e, ValueError) and Path(name).is_dir():   # found, but not a causal LM we can load
-        return UserError(f"params.model = '{name}' cannot be loaded as a causal LM: {reason[:200]}")
-    return UserError(
-        f"params.model = '{name}' cannot be loaded: it is not a local folder holding a "
-        f"checkpoint, and the Hugging Face hub does not have it or cannot be reached from "
-        f"here ({reason[:160]}); download it where there is network and pass its folder")
-
-
 def load_pretrained(name: str):
-    """The causal LM of checkpoint ``name`` (a folder or a hub id), in float32."""
-    torch, transformers = require()
-    try:
-        return transformers.AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
-    except (OSError, ValueError) as e:
-        raise _unavailable(name, e) from None
+    """The causal LM of checkpoint ``name`` (a .gguf file, a folder, a known name or a hub
+    id: see :mod:`modelcollapse.pretrained.load`), on the CPU in float32 (the master
+    weights fine-tuning updates; CUDA runs autocast to bf16 on top)."""
+    torch, _ = require()
+    from ..pretrained.load import load_model
+    return load_model(name, "cpu", torch.float32)
 
 
 def load_tokenizer(name: str):
     """The tokenizer of checkpoint ``name`` (wrapped as a PretrainedTokenizer)."""
-    _, transformers = require()
+    from ..pretrained.load import load_tokenizer as load_hf_tokenizer
     from .tokenizer import PretrainedTokenizer
-    try:
-        hf = transformers.AutoTokenizer.from_pretrained(name)
-    except (OSError, ValueError) as e:
-        raise _unavailable(name, e) from None
-    return PretrainedTokenizer(name, hf)
+    return PretrainedTokenizer(name, load_hf_tokenizer(name))
 
 
 def positions(module) -> int:
@@ -86,18 +72,28 @@ def positions(module) -> int:
     return int(getattr(c, "n_positions", None) or c.max_position_embeddings)
 
 
+def saved(folder: Path | None) -> bool:
+    """Whether ``folder`` holds weights written by :func:`save` (a model or adapters)."""
+    return folder is not None and any((Path(folder) / f).is_file() for f in
+                                      ("model.safetensors", "adapter_model.safetensors"))
+
+
 def n_parameters(module) -> int:
     return int(sum(p.numel() for p in module.parameters()))
 
 
-def save(module, folder: Path) -> Path:
+def save(module, folder: Path, base: str | None = None) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into ``folder`` (atomically: a folder
-    that exists holds complete weights)."""
+    that exists holds complete weights). A LoRA-wrapped module writes its adapters only
+    (``adapter_model.safetensors``) and ``base`` names the checkpoint they sit on."""
     import shutil
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     module.save_pretrained(str(tmp), safe_serialization=True)
+    if base is not None:
+        from ..pretrained.lora import write_base
+        write_base(tmp, base)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     return folder
@@ -106,5 +102,11 @@ def save(module, folder: Path) -> Path:
 def load(folder: Path, device: str):
     """The model saved by :func:`save` in ``folder``, on ``device``, in eval mode."""
     torch, transformers = require()
-    module = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    from ..pretrained import lora
+    if lora.is_adapter_folder(folder):
+        return lora.load_adapter(folder, device)
+    # safetensors only: a run folder may come from someone else, and a pickled
+    # pytorch_model.bin beside the config would otherwise be unpickled
+    module = transformers.AutoModelForCausalLM.from_pretrained(
+        str(folder), dtype=torch.float32, use_safetensors=True, trust_remote_code=False)
     return module.to(device).eval()

@@ -97,7 +97,11 @@ class PretrainedTokenizer(_Decode):
     def __init__(self, name: str, hf) -> None:
         self.name = name
         self._hf = hf
-        self.eos_id = hf.eos_token_id if hf.eos_token_id is not None else 0
+        # The document separator: <|endoftext|> where the vocabulary has it (GPT-2, SmolLM2:
+        # an instruct model's eos is its end-of-turn token, not what separated documents in
+        # pretraining), else the eos token (OPT's </s>).
+        sep = hf.convert_tokens_to_ids(EOS) if EOS in hf.get_vocab() else None
+        self.eos_id = sep if sep is not None else (hf.eos_token_id if hf.eos_token_id is not None else 0)
         # OPT starts every text with </s> as BOS; GPT-2 has only <|endoftext|>.
         self.start_id = hf.bos_token_id if hf.bos_token_id is not None else self.eos_id
         self.vocab_size = len(hf)

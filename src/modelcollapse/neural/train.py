@@ -57,7 +57,9 @@ def train(module, docs: Sequence[np.ndarray], validation: Sequence[np.ndarray],
     steps_per_epoch = math.ceil(len(docs) / opts.batch_size)
     total = opts.epochs * steps_per_epoch
     warm = int(opts.warmup * total)
-    optim = torch.optim.AdamW(module.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    # only what trains: with LoRA the frozen checkpoint needs no optimizer state
+    params = [q for q in module.parameters() if q.requires_grad]
+    optim = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: _schedule(s, total, warm))
     best, best_loss, best_epoch = None, math.inf, opts.epochs
     tokens, start, last, history = 0, time.perf_counter(), float("nan"), []
@@ -88,9 +90,14 @@ def train(module, docs: Sequence[np.ndarray], validation: Sequence[np.ndarray],
                 history.append(val)
                 if val < best_loss:
                     best_loss, best_epoch = val, epoch
-                    best = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                    # the trained tensors only (all of them, or just LoRA's adapters)
+                    best = {k: v.detach().clone() for k, v in module.named_parameters()
+                            if v.requires_grad}
     if best is not None:
-        module.load_state_dict(best)
+        with torch.no_grad():
+            named = dict(module.named_parameters())
+            for k, v in best.items():
+                named[k].copy_(v)
     elif validation:
         sums, counts = sequence_nll(module, validation, device)
         best_loss = float(sums.sum() / counts.sum())

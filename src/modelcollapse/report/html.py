@@ -63,6 +63,7 @@ from matplotlib.colors import to_hex  # noqa: E402
 
 from .. import theory  # noqa: E402
 from ..errors import UserError  # noqa: E402
+from ..safepaths import open_regular  # noqa: E402
 from .truth import truth_value  # noqa: E402
 from ..metrics import METRICS  # noqa: E402
 from ..runs.config import CellConfig  # noqa: E402
@@ -280,12 +281,13 @@ means and counted in the table.</p></section>"""
 
 def _header(store: RunStore, study: Study, done: list[CellConfig]) -> str:
     manifest: dict[str, Any] = {}
-    try:
-        manifest = json.loads((store.root / "manifest.json").read_text("utf-8"))
+    try:   # the run folder passed check_tree: a regular file here, or none
+        with open_regular(store.root / "manifest.json", "manifest") as fh:
+            manifest = json.loads(fh.read(1 << 24).decode("utf-8"))
         if not isinstance(manifest, dict):
             manifest = {}
-    except (OSError, ValueError):
-        pass
+    except (OSError, ValueError, RecursionError, UserError):
+        manifest = {}
     gens = sorted({c.generations for c in study.cells})
     reps = sorted({c.replicates for c in study.cells})
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

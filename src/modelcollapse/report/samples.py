@@ -12,15 +12,19 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import zlib
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
 from ..runs.store import RunStore
+from ..safepaths import open_regular
 from ..runs.study import Study
 
 SAMPLES_PER_GENERATION = 3
 SAMPLE_CHARS = 1200
+MAX_LINE = 1 << 20   # bytes of one sample line read (a document is shown cut anyway)
 
 
 def _natural(name: str) -> list[Any]:
@@ -28,30 +32,49 @@ def _natural(name: str) -> list[Any]:
 
 
 def _read_text(path: Path, limit: int = SAMPLE_CHARS * 4) -> str:
-    with open(path, "rb") as fh:
+    with open_regular(path, "sample file") as fh:
         return fh.read(limit).decode("utf-8", errors="replace")
 
 
 def _jsonl_documents(path: Path, k: int) -> list[str]:
-    """Up to k documents of a .jsonl or .jsonl.gz file (strings, or objects with "text")."""
+    """Up to k documents of a .jsonl or .jsonl.gz file (strings, or objects with "text").
+    A line is read up to MAX_LINE bytes (the rest of a longer one is skipped); a damaged
+    file is one sentence naming it."""
     docs: list[str] = []
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        for raw in fh:
-            if len(docs) == k:
-                break
-            line = raw.decode("utf-8", errors="replace").strip()
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                docs.append(line)
-                continue
-            if isinstance(obj, dict):
-                obj = obj.get("text", json.dumps(obj, ensure_ascii=False))
-            docs.append(obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False))
+    try:
+        with open_regular(path, "sample file") as raw:
+            fh = gzip.GzipFile(fileobj=raw, mode="rb") if path.name.endswith(".gz") else raw
+            with fh:
+                while len(docs) < k:
+                    chunk = fh.readline(MAX_LINE)
+                    if not chunk:
+                        break
+                    if not chunk.endswith(b"\n"):   # skip the rest of an overlong line
+                        while (more := fh.readline(MAX_LINE)) and not more.endswith(b"\n"):
+                            pass
+                    docs += _document(chunk)
+    except (EOFError, OSError, zlib.error) as e:
+        raise UserError(f"sample file {path} is damaged or truncated ({type(e).__name__}); "
+                        f"delete it to write the report without it") from None
     return docs
+
+
+def _document(raw: bytes) -> list[str]:
+    line = raw.decode("utf-8", errors="replace").strip()
+    if not line:
+        return []
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError):
+        return [line]
+    if isinstance(obj, dict):
+        obj = obj.get("text", obj)
+    if isinstance(obj, str):
+        return [obj.encode("utf-8", "replace").decode("utf-8")]   # lone surrogates shown as '?'
+    try:
+        return [json.dumps(obj, ensure_ascii=False)[:SAMPLE_CHARS * 4]]
+    except (ValueError, RecursionError):
+        return [line]
 
 
 def _is_jsonl(path: Path) -> bool:
@@ -85,10 +108,7 @@ def samples_section(store: RunStore, study: Study) -> str:
                          key=lambda e: _natural(e.name))
         rows = []
         for entry in entries:
-            try:
-                docs = _documents(entry)
-            except OSError as e:
-                docs = [f"(unreadable: {e})"]
+            docs = _documents(entry)
             cut = [d if len(d) <= SAMPLE_CHARS else d[:SAMPLE_CHARS] + " …" for d in docs]
             tds = "".join(f"<td><pre>{escape(d)}</pre></td>" for d in cut)
             tds += "<td></td>" * (SAMPLES_PER_GENERATION - len(cut))

@@ -50,6 +50,12 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
 
 
+#: The largest magnitude of a float parameter: the simulations square, sum and invert
+#: these values, and a setting of 1e300 left float64 range (NaN or an unconverged
+#: eigendecomposition) only after the run folder was written.
+MAX_FLOAT = 1e12
+
+
 def coerce(value: Any, tp: Any, where: str) -> Any:
     """``value`` converted to the annotated type ``tp``, or a UserError naming ``where``."""
     origin = typing.get_origin(tp)
@@ -71,11 +77,17 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
             return value
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if not -2**63 <= value < 2**63:   # every integer is stored as int64
+                raise UserError(f"{where} must fit in a 64-bit integer; got a number of "
+                                f"{len(str(abs(value)))} digits")
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
                 raise UserError(f"{where} must be a finite number; got {value!r}")
+            if abs(value) > MAX_FLOAT:   # squares and sums of it must stay in float64 range
+                raise UserError(f"{where} must be at most {MAX_FLOAT:.0e} in magnitude; got "
+                                f"{float(value):.3g}")
             return float(value)
     elif tp is str:
         if isinstance(value, str):

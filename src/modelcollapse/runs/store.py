@@ -27,7 +27,6 @@ import platform
 import signal
 import subprocess
 import sys
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,8 @@ import tomli_w
 
 from ..errors import UserError
 from .config import ENGINE_ONLY, CellConfig
-from .study import Study
+from .study import Study, check_name
+from ..safepaths import check_regular_inside, check_tree
 
 FORMAT_VERSION = 1
 
@@ -47,7 +47,7 @@ def fault_point(name: str) -> None:
     environment, the process kills itself with SIGKILL the k-th time it passes ``name``.
     Points: 'after-parquet' (a cell's table written, its marker not yet), 'after-chunk'
     (a chunk checkpoint written mid-cell), 'after-generation' (a chain's state saved after
-    a generation, families with ``checkpoint_generations``). With MODELCOLLAPSE_FAULT_ONCE=PATH, only the
+    a generation, families that are ``Persistent``). With MODELCOLLAPSE_FAULT_ONCE=PATH, only the
     first process to get there dies (it creates PATH), so a retried task survives."""
     spec = os.environ.get("MODELCOLLAPSE_FAULT", "")
     point, _, count = spec.partition(":")
@@ -187,41 +187,59 @@ class RunStore:
     def cell_dir(self, cell: CellConfig) -> Path:
         return self.root / "cells" / cell.key
 
+    def check(self, study: Study, extend: bool = False) -> bool:
+        """Every reason to refuse this folder for ``study``, writing nothing: True when the
+        folder already holds this study (with ``extend``: this study or a smaller one of it),
+        False when it is new or empty."""
+        study_file = self.root / "study.toml"
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"output path {self.root} exists and is not a folder")
+        if self.root.is_dir():
+            check_tree(self.root)   # no links, FIFOs or devices to write through
+        resolved = {"format": FORMAT_VERSION, **study.to_dict()}
+        if study_file.exists() or study_file.is_symlink():
+            if extend:
+                why = _growth(self._read_resolved(study_file), resolved)
+                if why is not None:
+                    raise UserError(f"cannot extend the run in {self.root}: {why}")
+            else:
+                self._check_same(study_file, resolved)
+            return True
+        if self.root.exists() and self._entries():
+            raise UserError(f"output folder {self.root} is not empty and holds no study.toml; "
+                            f"choose another --out")
+        return False
+
+    def _entries(self) -> list[Path]:
+        """The folder's entries but the lock file (which a killed run may leave behind)."""
+        from .lock import LOCK_NAME
+        return [p for p in self.root.iterdir() if p.name != LOCK_NAME]
+
     def open(self, study: Study, extend: bool = False) -> None:
         """Create the folder for ``study``, or check that it already holds this very study.
         With ``extend``, the folder may hold it with fewer generations or replicates per cell:
         study.toml is then rewritten with the larger sizes (finished cells keep their tables
         until ``run_cell`` has computed the new work; see ``previous_values``)."""
-        study_file = self.root / "study.toml"
         resolved = {"format": FORMAT_VERSION, **study.to_dict()}
-        if self.root.exists() and not self.root.is_dir():
-            raise UserError(f"output path {self.root} exists and is not a folder")
-        if study_file.exists():
+        study_file = self.root / "study.toml"
+        if self.check(study, extend):
             if extend:
                 old = self._read_resolved(study_file)
-                why = _growth(old, resolved)
-                if why is not None:
-                    raise UserError(f"cannot extend the run in {self.root}: {why}")
                 if _comparable(old) != _comparable(resolved):
                     self._record_extension(old)
                     write_bytes(study_file, tomli_w.dumps(resolved).encode())
-                return
-            self._check_same(study_file, resolved)
             return
-        if self.root.exists() and any(self.root.iterdir()):
-            raise UserError(f"output folder {self.root} is not empty and holds no study.toml; "
-                            f"choose another --out")
         write_bytes(self.root / "manifest.json", json.dumps(manifest(study), indent=2).encode())
         write_bytes(study_file, tomli_w.dumps(resolved).encode())
 
     def _read_resolved(self, study_file: Path) -> dict[str, Any]:
-        try:
-            old = tomllib.loads(study_file.read_text("utf-8"))
-        except (OSError, ValueError):
-            raise UserError(f"{study_file} is unreadable; choose another --out") from None
-        if old.get("format", 0) > FORMAT_VERSION:
+        from .study import parse_toml_file
+        check_regular_inside(study_file, self.root, "study file")
+        old = parse_toml_file(study_file, "study file")
+        if not isinstance(old.get("format", 0), int) or old.get("format", 0) > FORMAT_VERSION:
             raise UserError(f"{self.root} was written by a newer modelcollapse (format "
-                            f"{old['format']} > {FORMAT_VERSION}); upgrade or choose another --out")
+                            f"{str(old.get('format'))[:20]} > {FORMAT_VERSION}); upgrade or "
+                            f"choose another --out")
         return old
 
     def _record_extension(self, old: dict[str, Any]) -> None:
@@ -254,7 +272,7 @@ class RunStore:
 
     def holds_other(self, study: Study) -> bool:
         """True when this folder exists, is not empty, and is not a run of ``study``."""
-        if not self.root.exists() or (self.root.is_dir() and not any(self.root.iterdir())):
+        if not self.root.exists() or (self.root.is_dir() and not self._entries()):
             return False
         try:
             self._check_same(self.root / "study.toml", {"format": FORMAT_VERSION, **study.to_dict()})
@@ -307,7 +325,7 @@ class RunStore:
         write_bytes(folder / "DONE", json.dumps({"rows": len(df), "generations": cell.generations,
                                                  "replicates": cell.replicates}).encode())
         chunks = folder / "chunks"
-        if chunks.is_dir():  # the cell is complete: its partial checkpoints are not needed
+        if chunks.is_dir() and not chunks.is_symlink():  # complete: checkpoints not needed
             for f in chunks.iterdir():
                 f.unlink()
             chunks.rmdir()
@@ -319,6 +337,7 @@ class RunStore:
 
     def load_cell(self, cell: CellConfig) -> pd.DataFrame:
         path = self.cell_dir(cell) / "metrics.parquet"
+        check_regular_inside(path, self.root, "cell table")
         try:
             return pd.read_parquet(path)
         except Exception as e:  # pyarrow raises several types for a damaged file
@@ -327,20 +346,54 @@ class RunStore:
 
     def read_study(self) -> Study:
         """The study stored in this folder."""
+        from .study import parse_toml_file
         path = self.root / "study.toml"
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise UserError(f"{self.root} holds no study.toml; is it a modelcollapse run folder?")
+        check_regular_inside(path, self.root, "study file")
+        check_tree(self.root)
+        d = parse_toml_file(path, "study file")
+        if not isinstance(d.get("format", 0), int) or d.get("format", 0) > FORMAT_VERSION:
+            raise UserError(f"{self.root} was written by a newer modelcollapse (format "
+                            f"{str(d.get('format'))[:20]})")
         try:
-            d = tomllib.loads(path.read_text("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise UserError(f"{path} is not a valid study file ({e})") from None
-        if d.get("format", 0) > FORMAT_VERSION:
-            raise UserError(f"{self.root} was written by a newer modelcollapse (format {d['format']})")
-        try:
-            return Study(d["name"], d["seed"], [CellConfig.from_dict(c) for c in d["cells"]],
-                         list(d["axes"]), bool(d.get("paired", False)))
-        except (KeyError, TypeError) as e:
-            raise UserError(f"{path} is not a modelcollapse study file (missing {e})") from None
+            cells = [CellConfig.from_dict(_checked_cell(c, path)) for c in d["cells"]]
+            axes = d["axes"]
+            if not isinstance(axes, list) or not all(isinstance(a, str) for a in axes):
+                raise UserError(f"{path}: axes must be a list of names")
+            paired = d.get("paired", False)
+            if not isinstance(paired, bool):
+                raise UserError(f"{path}: paired must be true or false")
+            return Study(check_name(d["name"], f"{path}: "), _int64(d["seed"], path, "seed"),
+                         cells, list(axes), paired)
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise UserError(f"{path} is not a modelcollapse study file "
+                            f"({type(e).__name__}: {str(e)[:80]})") from None
+
+
+def _int64(value: Any, path: Path, what: str) -> int:
+    if type(value) is not int or not 0 <= value < 2**63:
+        raise UserError(f"{path}: {what} must be an integer in [0, 2^63); got {str(value)[:40]}")
+    return value
+
+
+def _checked_cell(c: Any, path: Path) -> dict[str, Any]:
+    """A stored cell's fields, with the types every reader relies on (a study.toml from
+    someone else is data: a wrong type is one sentence, not a traceback later)."""
+    if not isinstance(c, dict):
+        raise UserError(f"{path}: every entry of cells must be a table")
+    for key in ("family", "policy"):
+        if not isinstance(c.get(key), str):
+            raise UserError(f"{path}: a cell's {key} must be a name")
+    for key in ("n_samples", "generations", "replicates", "seed"):
+        _int64(c.get(key), path, f"a cell's {key}")
+    if not isinstance(c.get("metrics"), list) or not all(isinstance(m, str) for m in c["metrics"]):
+        raise UserError(f"{path}: a cell's metrics must be a list of names")
+    if not isinstance(c.get("params"), dict):
+        raise UserError(f"{path}: a cell's params must be a table")
+    if not isinstance(c.get("stream_key", ""), str):
+        raise UserError(f"{path}: a cell's stream_key must be text")
+    return c
 
 
 def cell_columns(study: Study, cell: CellConfig) -> dict[str, Any]:
@@ -416,11 +469,12 @@ class ChunkCheckpoint:
     def load_chunk(self, lo: int, hi: int):
         import numpy as np
         path = self.folder / f"{lo}-{hi}.npy"
-        if not path.exists():
+        if path.is_symlink() or not path.is_file():   # no links, FIFOs or devices
             return None
-        try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
+        try:   # mapped first: a header that claims more than the file holds fails here
+            values = np.load(path, mmap_mode="r", allow_pickle=False)
+            return np.array(values, dtype=np.float64) if values.dtype.kind == "f" else None
+        except (OSError, ValueError, MemoryError):
             return None  # a damaged checkpoint is recomputed, never trusted
 
     def save_chunk(self, lo: int, hi: int, values) -> None:
@@ -430,7 +484,7 @@ class ChunkCheckpoint:
         fault_point("after-chunk")
 
     def chain_state(self, lo: int, hi: int) -> "ChainStateFile":
-        return ChainStateFile(self.folder / f"{lo}-{hi}.state.pkl")
+        return ChainStateFile(self.folder / f"{lo}-{hi}.state.npz")
 
     def save_samples(self, generation: int, lo: int, hi: int, texts: list[list[str]]) -> None:
         if self.samples is None:
@@ -449,24 +503,91 @@ class ChunkCheckpoint:
 
 
 class ChainStateFile:
-    """The state of a chunk's chains after their last finished generation, pickled
-    (``chunks/<lo>-<hi>.state.pkl``: our own file in the run folder; models in it refer to
-    their weight files rather than holding them). A damaged file is ignored: the chunk then
-    starts again from generation 0, with identical results."""
+    """The state of a chunk's chains after their last finished generation, as data only
+    (``chunks/<lo>-<hi>.state.npz``: a zip of ``.npy`` arrays named a0, a1, ... read with
+    ``allow_pickle=False``, plus ``meta.json``; see :mod:`modelcollapse.chainstate`). Every
+    member is checked before it is read (numeric dtype, declared size), and a file that
+    fails any check stops the run with one sentence naming it: never ignored, never
+    executed."""
+
+    MAX_META = 64 * 2**20   # bytes of JSON
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def load(self) -> dict | None:
-        import pickle
-        if not self.path.exists():
+    def _invalid(self, why: str) -> UserError:
+        return UserError(f"chain state {self.path} is invalid ({why}); delete it to recompute "
+                         f"that chunk from generation 0")
+
+    def read(self) -> tuple[dict, Any] | None:
+        """``(arrays, meta)`` from the file, or None when there is none."""
+        import zipfile
+
+        import numpy as np
+
+        from ..chainstate import member_name_ok
+        if not self.path.exists() and not self.path.is_symlink():
+            return None
+        if self.path.is_symlink() or not self.path.is_file():
+            raise self._invalid("not a regular file")
+        arrays: dict[str, np.ndarray] = {}
+        meta: Any = None
+        try:
+            with zipfile.ZipFile(self.path) as z:
+                for info in z.infolist():
+                    if info.filename == "meta.json":
+                        if info.file_size > self.MAX_META:
+                            raise self._invalid("meta.json is too large")
+                        meta = json.loads(z.read(info).decode("utf-8"))
+                        continue
+                    name = info.filename.removesuffix(".npy")
+                    if not info.filename.endswith(".npy") or not member_name_ok(name):
+                        raise self._invalid(f"unexpected member '{info.filename[:60]}'")
+                    with z.open(info) as fh:   # the header first: dtype and size
+                        version = np.lib.format.read_magic(fh)
+                        if version not in ((1, 0), (2, 0)):
+                            raise self._invalid(f"member {info.filename} has .npy version {version}")
+                        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                       else np.lib.format.read_array_header_2_0)
+                        shape, fortran, dtype = read_header(fh)
+                        header = fh.tell()
+                    if dtype.hasobject or dtype.kind not in "biuf" or fortran:
+                        raise self._invalid(f"member {info.filename} is not a numeric array")
+                    if int(np.prod(shape, dtype=object)) * dtype.itemsize != info.file_size - header:
+                        raise self._invalid(f"member {info.filename} has the wrong size")
+                    with z.open(info) as fh:
+                        arrays[name] = np.lib.format.read_array(fh, allow_pickle=False)
+        except UserError:
+            raise
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, RecursionError,
+                UnicodeDecodeError, NotImplementedError, OverflowError) as e:
+            raise self._invalid(f"{type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}") from None
+        if meta is None:
+            raise self._invalid("meta.json is missing")
+        return arrays, meta
+
+    def load(self, decode: Callable[[dict, Any], dict]) -> dict | None:
+        """The decoded state (``decode(arrays, meta)``, which raises ``InvalidState``), or
+        None when no state was saved."""
+        from ..chainstate import InvalidState
+        raw = self.read()
+        if raw is None:
             return None
         try:
-            return pickle.loads(self.path.read_bytes())
-        except Exception:   # truncated or from another version: recompute, never trust
-            return None
+            return decode(*raw)
+        except InvalidState as e:
+            raise self._invalid(str(e)) from None
 
-    def save(self, state: dict) -> None:
-        import pickle
-        write_bytes(self.path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    def save(self, arrays: dict, meta: dict) -> None:
+        import zipfile
+
+        import numpy as np
+
+        def write(fh: io.BufferedWriter) -> None:
+            with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as z:
+                z.writestr("meta.json", json.dumps(meta))
+                for name, value in arrays.items():
+                    with z.open(f"{name}.npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, value, allow_pickle=False)
+        atomic_write(self.path, write)
         fault_point("after-generation")

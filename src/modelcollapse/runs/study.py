@@ -68,14 +68,36 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"study file {path} is a directory; give a .toml file")
-    if not path.is_file():
-        raise UserError(f"study file {path} does not exist")
+    return parse_toml_file(path, "study file")
+
+
+MAX_TOML_BYTES = 16 * 2**20
+
+
+def parse_toml_file(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file's table: a regular file (no FIFO or device) of at most 16 MiB, UTF-8,
+    valid TOML; every failure is one sentence naming the file."""
+    from ..safepaths import open_regular
+    if not path.exists() and not path.is_symlink():
+        raise UserError(f"{what} {path} does not exist")
     try:
-        return tomllib.loads(path.read_bytes().decode("utf-8"))
+        with open_regular(path, what) as fh:
+            data = fh.read(MAX_TOML_BYTES + 1)
+    except OSError as e:
+        raise UserError(f"{what} {path} cannot be read ({e.strerror or e})") from None
+    if len(data) > MAX_TOML_BYTES:
+        raise UserError(f"{what} {path} is larger than {MAX_TOML_BYTES // 2**20} MiB")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise UserError(f"study file {path} is not UTF-8 text (byte offset {e.start})") from None
+        raise UserError(f"{what} {path} is not UTF-8 text (byte offset {e.start})") from None
     except tomllib.TOMLDecodeError as e:
-        raise UserError(f"study file {path} is not valid TOML: {e}") from None
+        raise UserError(f"{what} {path} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise UserError(f"{what} {path} is nested too deeply to read") from None
+    except ValueError as e:   # e.g. an integer of more than 4,300 digits
+        raise UserError(f"{what} {path} holds a value that cannot be read "
+                        f"({str(e).split(';')[0][:100]})") from None
 
 
 OWNERS = ("family", "policy", "loop")
@@ -205,7 +227,7 @@ def parse_study(mapping: dict[str, Any], where: str = "", name: str = "run") -> 
                                 f"(it needs a family with {mt.requires}: {fams})")
     study_cells = list(cells.values())
     varying = [k for k in names if len({_axis_value(c, k) for c in study_cells}) > 1]
-    return Study(str(m.get("name", name)), seed, study_cells, varying, paired)
+    return Study(check_name(m.get("name", name), where), seed, study_cells, varying, paired)
 
 
 def _pair_sufficient_stats(cells: dict[str, CellConfig], params: dict[str, Any]) -> dict[str, CellConfig]:
@@ -223,6 +245,45 @@ def _pair_sufficient_stats(cells: dict[str, CellConfig], params: dict[str, Any])
             cell = replace(cell, params={**cell.params, "sufficient_stats": stats[cell.stream_key]})
         out.setdefault(cell.key, cell)
     return out
+
+
+def physical_memory() -> int:
+    """Bytes of memory of this machine (a large default where the system does not say)."""
+    import os
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 2**40
+
+
+def _check_memory(family: Any, policy: Any, n_samples: int, generations: int, where: str) -> None:
+    """One replicate must fit in this machine's memory (chunks hold at least one): refused
+    here, before any folder is written, rather than as an allocation failure mid-run."""
+    need = family.bytes_per_replicate(policy.max_train_size(n_samples, generations))
+    have = physical_memory()
+    if need > have:
+        raise UserError(f"{where}one replicate of family {family.name} needs about "
+                        f"{need / 2**30:,.1f} GiB with these settings, more than this machine's "
+                        f"{have / 2**30:,.1f} GiB; lower n_samples or the family's sizes")
+
+
+def check_name(name: Any, where: str = "") -> str:
+    """A study name is one safe path component (the default folder is ``runs/<name>``):
+    no separators, no '.' or '..', no leading dot, no control characters, at most 100
+    characters."""
+    if not isinstance(name, str):
+        raise UserError(f"{where}name must be a string; got {str(name)[:40]!r}")
+    bad = (not name or name in (".", "..") or name.startswith(".") or len(name) > 100
+           or any(c in name for c in "/\\") or any(ord(c) < 32 or ord(c) == 127 for c in name))
+    if bad or name != name.strip():
+        raise UserError(f"{where}name {name[:60]!r} is not a safe folder name: use up to 100 "
+                        f"characters without '/', '\\', control characters, surrounding "
+                        f"spaces or a leading '.'")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"{where}name holds a lone surrogate, not valid Unicode text") from None
+    return name
 
 
 def _axis_value(cell: CellConfig, key: str) -> Any:
@@ -317,6 +378,7 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
         raise UserError(f"{where}{generations} generations x {len(metrics)} metrics x {replicates} "
                         f"replicates need {need / 2**30:.0f} GiB of results; use fewer replicates, "
                         f"generations or metrics")
+    _check_memory(family, policy, n_samples, generations, where)
     pairing = stream_key(family_name, n_samples, flat, set(fields_of(pol_cls.Params))) if paired else ""
     cell = CellConfig(family_name, policy_name, n_samples, generations, replicates, seed, metrics,
                       flat, pairing)

@@ -12,7 +12,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 import socket
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -66,11 +69,50 @@ def execute_cell(cell_dict: dict[str, Any], out: str | None, on_progress: Progre
     return cell.key, df
 
 
-def _init_worker(queue: Any) -> None:
+def _init_worker(queue: Any, parent: int) -> None:
     global _QUEUE
     _QUEUE = queue
     # One BLAS thread per worker: the pool already uses every core.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # The parent decides how to stop: Ctrl-C reaches the whole terminal group, and a forked
+    # worker would otherwise run the parent's SIGTERM handler.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent(parent)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker die with its parent (SIGKILL via Linux's PR_SET_PDEATHSIG; elsewhere
+    a thread that watches the parent PID), so a killed sweep leaves no worker finishing
+    queued cells and writing into the folder after it."""
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0   # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            armed = False
+    if not armed:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:   # the parent died before the death signal was armed
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    """Stop the pool's workers now (on Ctrl-C, SIGTERM or an error): a cell in flight is
+    lost, its finished chunks are on disk, and a rerun resumes."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        try:
+            process.kill()
+        except (OSError, ValueError):
+            pass
 
 
 class LocalExecutor:
@@ -91,7 +133,7 @@ class LocalExecutor:
         ctx = multiprocessing.get_context("fork")
         queue = ctx.Queue()
         pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(queue,))
+                                   initargs=(queue, os.getpid()))
         try:
             pending = {pool.submit(execute_cell, c.to_dict(), out) for c in cells}
             while pending:
@@ -100,6 +142,9 @@ class LocalExecutor:
                 for future in done:
                     yield future.result()
             _drain(queue, progress)
+        except BaseException:
+            _kill(pool)
+            raise
         finally:
             # On an error or Ctrl-C, queued cells are dropped rather than run to completion;
             # finished cells are already on disk and a rerun resumes.
@@ -116,8 +161,12 @@ class LocalExecutor:
         ctx = multiprocessing.get_context("fork")
         try:
             with ProcessPoolExecutor(min(self.workers, len(items)), mp_context=ctx,
-                                     initializer=_init_worker, initargs=(None,)) as pool:
-                return list(pool.map(_call_shared, [fn] * len(items), items))
+                                     initializer=_init_worker, initargs=(None, os.getpid())) as pool:
+                try:
+                    return list(pool.map(_call_shared, [fn] * len(items), items))
+                except BaseException:
+                    _kill(pool)
+                    raise
         finally:
             _SHARED = None
 
@@ -192,23 +241,43 @@ class RayExecutor:
     def session(self) -> Iterator[Any]:
         """The ``ray`` module, connected (or a local cluster started) for the block."""
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        saved_env = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+        if not self.address:
+            # Ray replaces a node IP of 127.0.0.1 by the machine's external address unless
+            # "cluster mode" is off; off, every server of the local cluster (GCS, raylet,
+            # workers, runtime-env agent) binds to loopback (tested on the listening sockets).
+            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         try:
             import ray
         except ImportError:
             raise UserError("the ray executor needs Ray: pip install 'modelcollapse[ray]'") from None
-        started = False
-        if not ray.is_initialized():
-            if self.address:
-                _connect(ray, self.address)
-            else:
-                ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False,
-                         configure_logging=False, _node_ip_address="127.0.0.1")
-            started = True
         try:
+            from ray._private import ray_constants
+        except ImportError:   # another layout: the environment variable above still applies
+            ray_constants = None
+        cluster_mode = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+        if not self.address and ray_constants is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = False   # read at call time, even if imported earlier
+        started = False
+        try:
+            if not ray.is_initialized():
+                if self.address:
+                    _connect(ray, self.address)
+                else:
+                    ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False,
+                             configure_logging=False, _node_ip_address="127.0.0.1")
+                started = True
             yield ray
         finally:
             if started:
                 ray.shutdown()
+            if not self.address:   # a later --address session needs the real node IP
+                if ray_constants is not None and cluster_mode is not None:
+                    ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
+                if saved_env is None:
+                    os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+                else:
+                    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = saved_env
 
     def map(self, fn: Callable[[Any, Any], Any], items: Sequence[Any], shared: Any) -> list[Any]:
         """``[fn(item, shared) for item in items]`` as Ray tasks (``shared`` is put in the
