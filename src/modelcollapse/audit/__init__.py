@@ -95,10 +95,19 @@ Non-finite numbers are written as ``null``. Caveat kinds: ``domain_mismatch``,
 ``sample_reduced``, ``signal_unavailable``.
 """
 
+import importlib
+
 from .core import audit
 from .output import write_audit
 from .result import SCHEMA_VERSION, AuditResult, CandidateAudit, Signal
+from .settings import AuditSettings
 from .verdicts import RULES
 
-__all__ = ["audit", "write_audit", "AuditResult", "CandidateAudit", "Signal", "RULES",
+# The built-in signals register themselves (rules, definitions, order) on import; every
+# path into the audit goes through this package, so RULES is complete once it is imported.
+importlib.import_module(f"{__name__}.builtin")
+importlib.import_module(f"{__name__}.lmsignals")
+importlib.import_module(f"{__name__}.shift")
+
+__all__ = ["audit", "write_audit", "AuditSettings", "AuditResult", "CandidateAudit", "Signal", "RULES",
            "SCHEMA_VERSION"]
