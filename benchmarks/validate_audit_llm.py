@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from modelcollapse.audit import AuditSettings  # noqa: E402
 from modelcollapse.audit.core import audit_prepared  # noqa: E402
 from modelcollapse.audit.machine import MIN_WORDS, Scorer, prepare_machine  # noqa: E402
+from modelcollapse.audit.machine import _cache_folder  # noqa: E402
 from modelcollapse.audit.reference import prepare_reference  # noqa: E402
 from modelcollapse.data import load_corpus  # noqa: E402
 from modelcollapse.zeroshot import auroc, tpr_at_fpr  # noqa: E402
@@ -49,6 +50,10 @@ from modelcollapse.zeroshot.load import load_lm  # noqa: E402
 def _jsonl(path: Path, texts) -> str:
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
     return str(path)
+
+
+def machine_folder():
+    return _cache_folder("scores")
 
 
 def detector_quality(human: dict, ai: dict, h_words, a_words, min_words: int) -> dict:
@@ -74,6 +79,10 @@ def main(argv=None) -> int:
     ap.add_argument("--figure", default="docs/audit_llm.png")
     ap.add_argument("--model", help="override the study's model spec")
     ap.add_argument("--threads", type=int, help="torch threads")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="use only the rewrites and human scores already in the cache (a "
+                         "partial validation when generating is too slow); candidates shrink "
+                         "to what the pools hold")
     args = ap.parse_args(argv)
     study = tomllib.loads(Path(args.study).read_text())
     out = Path(args.out)
@@ -87,6 +96,18 @@ def main(argv=None) -> int:
     texts = load_corpus(study["corpus"]).texts()
     pick = np.random.default_rng(study["generation_seed"]).permutation(len(texts))
     pick = pick[:study["generated_docs"]]
+    scorer = Scorer(spec, model, tok)
+    if args.cached_only:
+        from modelcollapse.zeroshot.generate import RewriteCache, doc_hash
+        from modelcollapse.zeroshot.score import ScoreCache
+        have = RewriteCache(model_identity(model, tok), GenerationSettings()).entries
+        pick = np.array([i for i in pick if doc_hash(texts[i]) in have], int)
+        scored = ScoreCache(machine_folder(), scorer._key).rows
+        keep = [i for i, t in enumerate(texts) if doc_hash(t) in scored or i in set(pick)]
+        remap = {old: new for new, old in enumerate(keep)}
+        texts = [texts[i] for i in keep]
+        pick = np.array([remap[i] for i in pick], int)
+        print(f"cached only: {len(pick)} rewrites, {len(texts)} paragraphs", flush=True)
     made = ai_reference(model, tok, [texts[i] for i in pick], GenerationSettings(),
                         model_identity(model, tok),
                         progress=lambda a, b: print(f"generated {a}/{b}", flush=True))
@@ -94,7 +115,6 @@ def main(argv=None) -> int:
     ai_text = {int(i): t for i, (_, t) in zip(pick, made) if len(t.split()) >= MIN_WORDS}
     modes = [m for m, t in made if len(t.split()) >= MIN_WORDS]
     print(f"{len(ai_src)} usable rewrites ({time.time() - t0:.0f} s)", flush=True)
-    scorer = Scorer(spec, model, tok)
     human_scores = scorer.scores(texts)
     ai_scores = scorer.scores([ai_text[i] for i in ai_src])
     print(f"scored ({time.time() - t0:.0f} s)", flush=True)
@@ -106,7 +126,7 @@ def main(argv=None) -> int:
                              lexical_replicates=study["lexical_replicates"],
                              sample_tokens=1000, text_field="text", ai_generator=spec)
     cells = []
-    n = int(study["candidate_docs"])
+    n_cfg = int(study["candidate_docs"])
     for seed in study["seeds"]:
         rng = np.random.default_rng([seed, 15])
         in_ref = rng.random(len(texts)) < study["reference_share"]
@@ -115,6 +135,7 @@ def main(argv=None) -> int:
         ai_ref = [ai_text[i] for i in ai_src if in_ref[i]]
         ai_pool = [ai_text[i] for i in ai_src if not in_ref[i]]
         human_pool = [t for t, r in zip(texts, in_ref) if not r]
+        n = min(n_cfg, len(ai_pool))   # share 1 needs n AI documents
         record = {"generator": spec, "documents_kept": len(ai_ref), "modes": {
             m: modes.count(m) for m in sorted(set(modes))}, "note": "validation: rewrites of "
             "every reference paragraph among the generated sample"}
@@ -149,7 +170,8 @@ def main(argv=None) -> int:
                 "verdict": cand.verdict, "ai_verdict": a.verdict,
                 "not_ok": [k for k, s in cand.all_signals().items() if s.verdict != "ok"],
                 "caveats": [c["kind"] for c in cand.caveats],
-                "best_detector": lm.best, "ai_reference_docs": len(ref.ai_texts)})
+                "best_detector": lm.best, "ai_reference_docs": len(ref.ai_texts),
+                "candidate_docs": n})
         print(f"seed {seed} done ({time.time() - t0:.0f} s)", flush=True)
 
     summary = summarize(cells)
