@@ -83,8 +83,14 @@ def main(argv=None) -> int:
                     help="use only the rewrites and human scores already in the cache (a "
                          "partial validation when generating is too slow); candidates shrink "
                          "to what the pools hold")
+    ap.add_argument("--seeds", type=int, nargs="+", help="override the study's seeds")
+    ap.add_argument("--n-boot", type=int, help="override the study's n_boot")
     args = ap.parse_args(argv)
     study = tomllib.loads(Path(args.study).read_text())
+    if args.seeds:
+        study["seeds"] = args.seeds
+    if args.n_boot:
+        study["n_boot"] = args.n_boot
     out = Path(args.out)
     (out / "data").mkdir(parents=True, exist_ok=True)
     import torch
@@ -98,17 +104,21 @@ def main(argv=None) -> int:
     pick = pick[:study["generated_docs"]]
     scorer = Scorer(spec, model, tok)
     if args.cached_only:
+        # human paragraphs: those already scored; rewrites: those already generated (their
+        # originals need not be among the human paragraphs: a rewrite whose original is
+        # not in the corpus cannot leak it into a candidate)
         from modelcollapse.zeroshot.generate import RewriteCache, doc_hash
         from modelcollapse.zeroshot.score import ScoreCache
         have = RewriteCache(model_identity(model, tok), GenerationSettings()).entries
-        pick = np.array([i for i in pick if doc_hash(texts[i]) in have], int)
         scored = ScoreCache(machine_folder(), scorer._key).rows
-        keep = [i for i, t in enumerate(texts) if doc_hash(t) in scored or i in set(pick)]
-        remap = {old: new for new, old in enumerate(keep)}
-        texts = [texts[i] for i in keep]
-        pick = np.array([remap[i] for i in pick], int)
+        gen_texts = [texts[i] for i in pick if doc_hash(texts[i]) in have]
+        texts = [t for t in texts if doc_hash(t) in scored]
+        index = {t: i for i, t in enumerate(texts)}
+        pick = np.array([index.get(t, -1 - j) for j, t in enumerate(gen_texts)], int)
         print(f"cached only: {len(pick)} rewrites, {len(texts)} paragraphs", flush=True)
-    made = ai_reference(model, tok, [texts[i] for i in pick], GenerationSettings(),
+    else:
+        gen_texts = [texts[i] for i in pick]
+    made = ai_reference(model, tok, gen_texts, GenerationSettings(),
                         model_identity(model, tok),
                         progress=lambda a, b: print(f"generated {a}/{b}", flush=True))
     ai_src = [int(i) for i, (_, t) in zip(pick, made) if len(t.split()) >= MIN_WORDS]
@@ -130,10 +140,14 @@ def main(argv=None) -> int:
     for seed in study["seeds"]:
         rng = np.random.default_rng([seed, 15])
         in_ref = rng.random(len(texts)) < study["reference_share"]
+        # a rewrite goes to the side of its original; one whose original is not among the
+        # paragraphs (index < 0, --cached-only) to a side of its own draw
+        side = {i: (bool(in_ref[i]) if i >= 0 else bool(rng.random() < study["reference_share"]))
+                for i in ai_src}
         ref_path = _jsonl(out / "data" / f"reference-{seed}.jsonl",
                           [t for t, r in zip(texts, in_ref) if r])
-        ai_ref = [ai_text[i] for i in ai_src if in_ref[i]]
-        ai_pool = [ai_text[i] for i in ai_src if not in_ref[i]]
+        ai_ref = [ai_text[i] for i in ai_src if side[i]]
+        ai_pool = [ai_text[i] for i in ai_src if not side[i]]
         human_pool = [t for t, r in zip(texts, in_ref) if not r]
         n = min(n_cfg, len(ai_pool))   # share 1 needs n AI documents
         record = {"generator": spec, "documents_kept": len(ai_ref), "modes": {
