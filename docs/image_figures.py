@@ -32,7 +32,7 @@ def cell_folders(run: str) -> dict[str, Path]:
     return {label: RUNS / run / "cells" / key for key, label in labels.items()}
 
 
-def strip(grid_png: Path, rows: int = 1) -> np.ndarray:
+def strip(grid_png: Path, rows: int = 2) -> np.ndarray:
     """The first ``rows`` rows of digits of a stored 8x8 grid, as a grey array."""
     from PIL import Image
     img = np.asarray(Image.open(grid_png).convert("L"), dtype=float) / 255.0
@@ -69,22 +69,32 @@ def reference(run: str, metric: str) -> float | None:
     return truth_value(RunStore(RUNS / run).read_study().cells[0], metric)
 
 
+NAMES = {"real_fraction=0.5 · real_source=fresh": "fresh (half fresh real)"}
+
+
+def short(label: str) -> str:
+    name = label.split(" · ", 1)[-1] if label.count(" · ") == 1 and "=" not in label.split(" · ")[-1] else label
+    return NAMES.get(name, name)
+
+
 def vae_figure(out: Path) -> None:
     folders = cell_folders("images_vae")
     df = mc.load(RUNS / "images_vae")
-    fig = plt.figure(figsize=(15, 6.4))
-    grid = fig.add_gridspec(3, 6, width_ratios=[1.5, 1.5, 1.5, 1, 1, 1])
+    df["label"] = df["label"].map(lambda s: short(s.split(" · ", 1)[1]) if " · " in s else s)
+    fig = plt.figure(figsize=(13, 10))
+    grid = fig.add_gridspec(2, 3, height_ratios=[1.5, 1])
     for i, (label, folder) in enumerate(folders.items()):
-        fading(fig.add_subplot(grid[:, i]), folder, label.split(" · ", 1)[-1])
+        name = label.split(" · ", 1)[1] if " · " in label else label
+        fading(fig.add_subplot(grid[0, i]), folder, short(name))
     for j, metric in enumerate(("fid", "recall", "class_share_max")):
-        ax = fig.add_subplot(grid[:, 3 + j])
+        ax = fig.add_subplot(grid[1, j])
         chains(ax, df, metric, reference("images_vae", metric))
         if j == 0:
             ax.legend(fontsize=8)
-    fig.suptitle("VAE on real 8x8 digits, 8 generations: replicate 0's samples (left), "
-                 "3 chains and their mean (right)", fontsize=11)
+    fig.suptitle("VAE on real 8x8 digits: replicate 0's samples per generation (top); every "
+                 "chain (thin) and their mean (thick), real vs real dotted (bottom)", fontsize=11)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=100)
     print("wrote", out)
 
 

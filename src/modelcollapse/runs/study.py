@@ -92,7 +92,7 @@ def parse_toml_file(path: Path, what: str) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise UserError(f"{what} {path} is not UTF-8 text (byte offset {e.start})") from None
     except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{what} {path} is not valid TOML: {e}") from None
+        raise UserError(f"{path} is not valid TOML, so not a valid {what}: {e}") from None
     except RecursionError:
         raise UserError(f"{what} {path} is nested too deeply to read") from None
     except ValueError as e:   # e.g. an integer of more than 4,300 digits
@@ -245,7 +245,6 @@ def _pair_sufficient_stats(cells: dict[str, CellConfig], params: dict[str, Any])
             cell = replace(cell, params={**cell.params, "sufficient_stats": stats[cell.stream_key]})
         out.setdefault(cell.key, cell)
     return out
-
 
 def physical_memory() -> int:
     """Bytes of memory of this machine (a large default where the system does not say)."""

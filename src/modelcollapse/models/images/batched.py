@@ -36,7 +36,7 @@ ALIGN = 32   # elements: two AVX-512 float vectors, the widest step of PyTorch's
 def one_thread() -> Iterator[None]:
     """Run torch on one intra-op thread inside (restored after): a thread's share of an
     element-wise op would otherwise end at a point that depends on the tensor's size. On a
-    few shared cores it is also the faster setting (benchmarks/README.md, section 9)."""
+    few shared cores it is also the faster setting (benchmarks/README.md, section 10)."""
     import torch
     before = torch.get_num_threads()
     torch.set_num_threads(1)
