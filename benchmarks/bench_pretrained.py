@@ -12,8 +12,10 @@
              5e-5, each side from the same weights. Ours: ``neural.train.train`` (select =
              'last', no validation pass). Peer: the plain PyTorch loop (randperm batches,
              ``model(input_ids, labels=...)``, backward, step).
-  memory     peak resident memory above the resident memory before the step (VmHWM after
-             resetting it through /proc/self/clear_refs), per step, in this process.
+  memory     peak resident memory of a step above the resident memory before it (VmHWM
+             after resetting it through /proc/self/clear_refs): sampling in this process;
+             training in a fresh child process per side (in one process the side that runs
+             second reuses the memory the allocator kept from the first).
   split      one generation of studies/pretrained_cpu.toml for one chain, by the family's own
              code: fine-tune (2 epochs, best real validation epoch) on SPLIT_BLOCKS blocks,
              generate as many 64-token continuations, evaluate (perplexity on the real test
@@ -102,6 +104,19 @@ def peer_train(model, blocks, batch):
     return tokens
 
 
+def child(side: str, blocks: int, batch: int) -> None:
+    """One training side in a fresh process: prints its peak RSS above the start (MiB)."""
+    import json
+
+    from modelcollapse.models.transformer import prepare
+    from modelcollapse.neural import network
+    d = prepare("embedded", "text", "auto", 0.1, 0.1, 0, MODEL, 2000, 64)
+    model = network.load_pretrained(MODEL).eval()
+    fn = ours_train if side == "ours" else peer_train
+    _, mib, _ = measured(lambda: fn(copy.deepcopy(model), d.train[:blocks], batch))
+    print(json.dumps({"rss_mib": mib}))
+
+
 def split(blocks: int) -> dict:
     """Seconds of train / generate / evaluate for one generation of the CPU study's settings."""
     import tomllib
@@ -147,7 +162,12 @@ def main() -> None:
     ap.add_argument("--train-blocks", type=int, default=16)
     ap.add_argument("--train-batch", type=int, default=8)
     ap.add_argument("--split-blocks", type=int, default=16)
+    ap.add_argument("--only-train", action="store_true",
+                    help="rerun the training comparison only (other results kept from the file)")
+    ap.add_argument("--child")
     a = ap.parse_args()
+    if a.child:
+        return child(a.child, a.train_blocks, a.train_batch)
     import torch
 
     from modelcollapse.models.transformer import prepare
@@ -159,31 +179,49 @@ def main() -> None:
     res: dict = {"model": MODEL, "prompts": a.prompts, "batch": a.batch, "prompt_tokens": 64,
                  "new_tokens": a.new, "threads": torch.get_num_threads(),
                  "load_average_start": os.getloadavg()}
-    ours_sample(model, prompts[:2], 4, 2)                      # warm-up both
-    peer_sample(model, prompts[:2], 4, 2, pad)
-    ours, peer, mem = [], [], {}
-    for r in range(a.repeats):
-        t, m, _ = measured(lambda: ours_sample(model, prompts, a.new, a.batch))
-        ours.append(t)
-        mem.setdefault("ours_sample_mib", m)
-        t, m, _ = measured(lambda: peer_sample(model, prompts, a.new, a.batch, pad))
-        peer.append(t)
-        mem.setdefault("peer_sample_mib", m)
-        print("sample", r, ours[-1], peer[-1], flush=True)
-    n = a.prompts * a.new
-    res["sample"] = {"ours_tok_s": n / min(ours), "peer_tok_s": n / min(peer),
-                     "ratio": min(peer) / min(ours), "ours_s": ours, "peer_s": peer}
+    if a.only_train:
+        import json
+        old = json.loads((HERE / "results" / "pretrained.json").read_text())["result"]
+        res = {**old, "load_average_start_train": os.getloadavg()}
+    else:
+        ours_sample(model, prompts[:2], 4, 2)                      # warm-up both
+        peer_sample(model, prompts[:2], 4, 2, pad)
+        ours, peer, mem = [], [], {}
+        for r in range(a.repeats):
+            t, m, _ = measured(lambda: ours_sample(model, prompts, a.new, a.batch))
+            ours.append(t)
+            mem.setdefault("ours_sample_mib", m)
+            t, m, _ = measured(lambda: peer_sample(model, prompts, a.new, a.batch, pad))
+            peer.append(t)
+            mem.setdefault("peer_sample_mib", m)
+            print("sample", r, ours[-1], peer[-1], flush=True)
+        n = a.prompts * a.new
+        res["sample"] = {"ours_tok_s": n / min(ours), "peer_tok_s": n / min(peer),
+                         "ratio": min(peer) / min(ours), "ours_s": ours, "peer_s": peer}
+        res["memory"] = mem
     blocks = d.train[:a.train_blocks]
-    t_o, m_o, tok = measured(lambda: ours_train(copy.deepcopy(model), blocks, a.train_batch))
-    t_p, m_p, _ = measured(lambda: peer_train(copy.deepcopy(model), blocks, a.train_batch))
-    res["train"] = {"blocks": a.train_blocks, "batch": a.train_batch, "ours_tok_s": tok / t_o,
-                    "peer_tok_s": tok / t_p, "ratio": t_p / t_o}
-    mem.update(ours_train_mib=m_o, peer_train_mib=m_p)
-    res["memory"] = mem
-    print("train", res["train"], "memory", mem, flush=True)
-    del model
-    res["split"] = split(a.split_blocks)
-    print("split", res["split"], flush=True)
+    ours, peer = [], []
+    for order in (("ours", "peer"), ("peer", "ours")):   # both orders: the first run pays page faults
+        for side in order:
+            fn = ours_train if side == "ours" else peer_train
+            t = time.perf_counter()
+            tok = fn(copy.deepcopy(model), blocks, a.train_batch)
+            (ours if side == "ours" else peer).append(time.perf_counter() - t)
+    res["train"] = {"blocks": a.train_blocks, "batch": a.train_batch, "ours_tok_s": tok / min(ours),
+                    "peer_tok_s": tok / min(peer), "ratio": min(peer) / min(ours),
+                    "ours_s": ours, "peer_s": peer}
+    import json
+    import subprocess
+    for side in ("ours", "peer"):
+        out = subprocess.run([sys.executable, __file__, "--child", side, "--train-blocks",
+                              str(a.train_blocks), "--train-batch", str(a.train_batch)],
+                             capture_output=True, text=True, check=True)
+        res["memory"][f"{side}_train_mib"] = json.loads(out.stdout.strip().splitlines()[-1])["rss_mib"]
+    print("train", res["train"], "memory", res["memory"], flush=True)
+    model = None   # free it before the split loads its own
+    if not a.only_train:
+        res["split"] = split(a.split_blocks)
+        print("split", res["split"], flush=True)
     res["load_average_end"] = os.getloadavg()
     save("pretrained", {"result": res, "machine": machine("numpy", "torch", "transformers"),
                         "code": code_version()})

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from modelcollapse.audit import AuditSettings  # noqa: E402
 from modelcollapse.audit.core import audit_prepared  # noqa: E402
 from modelcollapse.audit.machine import MIN_WORDS, Scorer, prepare_machine  # noqa: E402
+from modelcollapse.audit.machine import _cache_folder  # noqa: E402
 from modelcollapse.audit.reference import prepare_reference  # noqa: E402
 from modelcollapse.data import load_corpus  # noqa: E402
 from modelcollapse.zeroshot import auroc, tpr_at_fpr  # noqa: E402
@@ -49,6 +50,10 @@ from modelcollapse.zeroshot.load import load_lm  # noqa: E402
 def _jsonl(path: Path, texts) -> str:
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
     return str(path)
+
+
+def machine_folder():
+    return _cache_folder("scores")
 
 
 def detector_quality(human: dict, ai: dict, h_words, a_words, min_words: int) -> dict:
@@ -74,8 +79,18 @@ def main(argv=None) -> int:
     ap.add_argument("--figure", default="docs/audit_llm.png")
     ap.add_argument("--model", help="override the study's model spec")
     ap.add_argument("--threads", type=int, help="torch threads")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="use only the rewrites and human scores already in the cache (a "
+                         "partial validation when generating is too slow); candidates shrink "
+                         "to what the pools hold")
+    ap.add_argument("--seeds", type=int, nargs="+", help="override the study's seeds")
+    ap.add_argument("--n-boot", type=int, help="override the study's n_boot")
     args = ap.parse_args(argv)
     study = tomllib.loads(Path(args.study).read_text())
+    if args.seeds:
+        study["seeds"] = args.seeds
+    if args.n_boot:
+        study["n_boot"] = args.n_boot
     out = Path(args.out)
     (out / "data").mkdir(parents=True, exist_ok=True)
     import torch
@@ -87,14 +102,29 @@ def main(argv=None) -> int:
     texts = load_corpus(study["corpus"]).texts()
     pick = np.random.default_rng(study["generation_seed"]).permutation(len(texts))
     pick = pick[:study["generated_docs"]]
-    made = ai_reference(model, tok, [texts[i] for i in pick], GenerationSettings(),
+    scorer = Scorer(spec, model, tok)
+    if args.cached_only:
+        # human paragraphs: those already scored; rewrites: those already generated (their
+        # originals need not be among the human paragraphs: a rewrite whose original is
+        # not in the corpus cannot leak it into a candidate)
+        from modelcollapse.zeroshot.generate import RewriteCache, doc_hash
+        from modelcollapse.zeroshot.score import ScoreCache
+        have = RewriteCache(model_identity(model, tok), GenerationSettings()).entries
+        scored = ScoreCache(machine_folder(), scorer._key).rows
+        gen_texts = [texts[i] for i in pick if doc_hash(texts[i]) in have]
+        texts = [t for t in texts if doc_hash(t) in scored]
+        index = {t: i for i, t in enumerate(texts)}
+        pick = np.array([index.get(t, -1 - j) for j, t in enumerate(gen_texts)], int)
+        print(f"cached only: {len(pick)} rewrites, {len(texts)} paragraphs", flush=True)
+    else:
+        gen_texts = [texts[i] for i in pick]
+    made = ai_reference(model, tok, gen_texts, GenerationSettings(),
                         model_identity(model, tok),
                         progress=lambda a, b: print(f"generated {a}/{b}", flush=True))
     ai_src = [int(i) for i, (_, t) in zip(pick, made) if len(t.split()) >= MIN_WORDS]
     ai_text = {int(i): t for i, (_, t) in zip(pick, made) if len(t.split()) >= MIN_WORDS}
     modes = [m for m, t in made if len(t.split()) >= MIN_WORDS]
     print(f"{len(ai_src)} usable rewrites ({time.time() - t0:.0f} s)", flush=True)
-    scorer = Scorer(spec, model, tok)
     human_scores = scorer.scores(texts)
     ai_scores = scorer.scores([ai_text[i] for i in ai_src])
     print(f"scored ({time.time() - t0:.0f} s)", flush=True)
@@ -106,15 +136,20 @@ def main(argv=None) -> int:
                              lexical_replicates=study["lexical_replicates"],
                              sample_tokens=1000, text_field="text", ai_generator=spec)
     cells = []
-    n = int(study["candidate_docs"])
+    n_cfg = int(study["candidate_docs"])
     for seed in study["seeds"]:
         rng = np.random.default_rng([seed, 15])
         in_ref = rng.random(len(texts)) < study["reference_share"]
+        # a rewrite goes to the side of its original; one whose original is not among the
+        # paragraphs (index < 0, --cached-only) to a side of its own draw
+        side = {i: (bool(in_ref[i]) if i >= 0 else bool(rng.random() < study["reference_share"]))
+                for i in ai_src}
         ref_path = _jsonl(out / "data" / f"reference-{seed}.jsonl",
                           [t for t, r in zip(texts, in_ref) if r])
-        ai_ref = [ai_text[i] for i in ai_src if in_ref[i]]
-        ai_pool = [ai_text[i] for i in ai_src if not in_ref[i]]
+        ai_ref = [ai_text[i] for i in ai_src if side[i]]
+        ai_pool = [ai_text[i] for i in ai_src if not side[i]]
         human_pool = [t for t, r in zip(texts, in_ref) if not r]
+        n = min(n_cfg, len(ai_pool))   # share 1 needs n AI documents
         record = {"generator": spec, "documents_kept": len(ai_ref), "modes": {
             m: modes.count(m) for m in sorted(set(modes))}, "note": "validation: rewrites of "
             "every reference paragraph among the generated sample"}
@@ -149,7 +184,8 @@ def main(argv=None) -> int:
                 "verdict": cand.verdict, "ai_verdict": a.verdict,
                 "not_ok": [k for k, s in cand.all_signals().items() if s.verdict != "ok"],
                 "caveats": [c["kind"] for c in cand.caveats],
-                "best_detector": lm.best, "ai_reference_docs": len(ref.ai_texts)})
+                "best_detector": lm.best, "ai_reference_docs": len(ref.ai_texts),
+                "candidate_docs": n})
         print(f"seed {seed} done ({time.time() - t0:.0f} s)", flush=True)
 
     summary = summarize(cells)

@@ -129,3 +129,21 @@ def test_bad_lm_input_one_sentence(setup, tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA GPU"):
             audit(human, ref, scorer=folder, device="cuda", **FAST)
+
+
+def test_cli_end_to_end_with_scores(setup, lm_result, tmp_path, monkeypatch):
+    from modelcollapse.audit import machine
+    from modelcollapse.cli import main
+    d, folder, ref, human = setup
+    monkeypatch.setenv("MODELCOLLAPSE_CACHE", str(d / "cache"))   # generation cached above
+    monkeypatch.setattr(machine, "MIN_GENERATED_DOCS", 10)
+    scores = tmp_path / "s.jsonl"
+    args = ["audit", human, "--reference", ref, "--ai-generator", folder,
+            "--ai-reference-docs", str(AI_DOCS), "--scores", str(scores), "--out",
+            str(tmp_path / "out"), "--quiet", "--sample-tokens", "1000", "--n-boot", "20",
+            "--lexical-replicates", "10", "--target-fpr", "0.05", "--dedup-docs", "200",
+            "--bleu-docs", "20"]
+    assert main(args) == 0
+    rows = [json.loads(x) for x in scores.read_text().splitlines()]
+    assert len(rows) == N and (tmp_path / "out" / "audit.html").exists()
+    assert main(["audit", human, "--reference", ref, "--scores", str(tmp_path / "s.csv")]) == 2

@@ -249,16 +249,17 @@ def test_every_metric_declares_a_direction_description_and_requirement():
 
 
 class _Memory:
-    """A chain state kept in memory (the store's file format is tested with the store)."""
+    """A chain state kept in memory, as the data the loop packs (arrays + JSON; the store's
+    file format is tested with the store)."""
 
     def __init__(self):
-        self.state = None
+        self.saved = None
 
-    def load(self):
-        return self.state
+    def load(self, decode):
+        return None if self.saved is None else decode(*self.saved)
 
-    def save(self, state):
-        self.state = state
+    def save(self, arrays, meta):
+        self.saved = (arrays, meta)
 
 
 class _Stop(Exception):

@@ -80,7 +80,9 @@ def _ai_share(ctx: Context):
               if t not in ctx.ref.model_texts]
     # Judged only when the AI reference can stand for LLM text: written by a language model
     # or supplied by the user; the trigram-written default cannot (lmsignals' caveat).
-    judged = bool(ctx.ref.ai_record) or ctx.settings.ai_reference is not None
+    judged = ctx.ref.ai_judged
+    if judged is None:
+        judged = bool(ctx.ref.ai_record) or ctx.settings.ai_reference is not None
     return counted.ai_share(ctx.tally, ctx.ref, sample, ctx.rng("ai_share"),
                             ctx.settings.n_boot, judged=judged)
 

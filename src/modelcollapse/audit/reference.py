@@ -88,6 +88,9 @@ class Reference:
     heldout_texts: list[str] = field(default_factory=list)
     ai_texts: list[str] = field(default_factory=list)
     ai_record: dict = field(default_factory=dict)
+    #: whether ai_share is judged (None: only with an LLM-written or user-given AI
+    #: reference; the calibration study sets True: its candidates are the trigram's text)
+    ai_judged: bool | None = None
 
     @property
     def lm(self) -> NGramLM:

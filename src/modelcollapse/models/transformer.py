@@ -144,12 +144,12 @@ class TransformerParams(TextMetricParams):
         if self.generation == "prompt" and self.prompt_tokens > self.block_size:
             raise UserError(f"params.prompt_tokens = {self.prompt_tokens} exceeds block_size = "
                             f"{self.block_size}: prompts are the starts of real blocks")
-        if not self.model:   # the build check (n_embd a multiple of n_head) before any write
-            from ..neural.network import shape
-            shape(self.size, self.n_layer, self.n_embd, self.n_head)
         if self.adapter == "lora" and not self.model:
             raise UserError("params.adapter = 'lora' adapts a pretrained checkpoint; set "
                             "params.model (a .gguf file, a folder, a known name or a hub id)")
+        if not self.model:   # the build check (n_embd a multiple of n_head) before any write
+            from ..neural.network import shape
+            shape(self.size, self.n_layer, self.n_embd, self.n_head)
         if self.decoding == "beam" and self.generation == "free":
             raise UserError("params.decoding = 'beam' from the separator alone would make "
                             "every sequence identical; use generation = 'prompt'")

@@ -246,7 +246,8 @@ def load_model(spec: str | Resolved, device: str | None = None, dtype: Any = Non
     if r.kind == "gguf":
         r = _convert(r)
     try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(r.source, dtype=dtype, **r.kwargs)
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            r.source, dtype=dtype, trust_remote_code=False, **r.kwargs)
     except ImportError as e:
         raise UserError(f"loading {r.spec} needs a package that is missing ({_first_line(e)}): "
                         "pip install 'modelcollapse[torch]'") from None
@@ -263,7 +264,7 @@ def load_tokenizer(spec: str | Resolved):
     if r.kind == "gguf":
         r = _convert(r)
     try:
-        return transformers.AutoTokenizer.from_pretrained(r.source, **r.kwargs)
+        return transformers.AutoTokenizer.from_pretrained(r.source, trust_remote_code=False, **r.kwargs)
     except ImportError as e:
         raise UserError(f"loading the tokenizer of {r.spec} needs a package that is missing "
                         f"({_first_line(e)}): pip install 'modelcollapse[torch]'") from None

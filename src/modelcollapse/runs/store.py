@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import errno
 import gzip
 import io
 import json
@@ -67,16 +68,29 @@ def fault_point(name: str) -> None:
 fault_point.counts = {}  # type: ignore[attr-defined]
 
 
+class WriteError(UserError, OSError):
+    """A write the system refused (disk full, quota, read-only), naming the file: a user's
+    error for the CLI (one sentence), still an OSError for callers that catch those."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
     """Write ``path`` via a temporary sibling, fsync, then rename (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as e:   # disk full, quota, read-only: name the file (write errors carry none)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG):
+            raise WriteError(e.errno, f"cannot write {path}: {e.strerror}; the previous file, "
+                                      f"if any, is intact") from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -192,6 +206,7 @@ class RunStore:
         folder already holds this study (with ``extend``: this study or a smaller one of it),
         False when it is new or empty."""
         study_file = self.root / "study.toml"
+        resolved = {"format": FORMAT_VERSION, **study.to_dict()}
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"output path {self.root} exists and is not a folder")
         if self.root.is_dir():
@@ -290,9 +305,10 @@ class RunStore:
         try:   # markers since --extend carry the sizes; older ones: the config beside them
             done = json.loads((folder / "DONE").read_text("utf-8"))
             if "generations" not in done:
+                from .study import parse_toml_file
                 done = parse_toml_file(folder / "config.toml", "cell config")
             return int(done["generations"]), int(done["replicates"])
-        except (OSError, ValueError, KeyError, TypeError, UserError):
+        except (OSError, ValueError, KeyError, TypeError, UserError, RecursionError):
             return cell.generations, cell.replicates   # a marker from before sizes were kept
 
     def is_done(self, cell: CellConfig) -> bool:

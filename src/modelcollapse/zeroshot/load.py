@@ -51,6 +51,20 @@ def _load_plain(spec: str, device: str):
     return model.to(device), tok
 
 
+def _cached_name(spec: str) -> str:
+    """A bare name fetched into ``$MODELCOLLAPSE_CACHE/NAME/`` (``modelcollapse models
+    fetch NAME``) as the path of its .gguf file; anything else unchanged."""
+    import os
+    root = os.environ.get("MODELCOLLAPSE_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "modelcollapse")
+    folder = Path(root) / spec
+    if "/" not in spec and folder.is_dir():
+        found = sorted(folder.glob("*.gguf"))
+        if found:
+            return str(found[0])
+    return spec
+
+
 def load_lm(spec: str, device: str = "cpu"):
     """``(model, tokenizer)`` for ``spec`` in eval mode on ``device`` (memoized)."""
     device = check_device(device)
@@ -64,7 +78,7 @@ def load_lm(spec: str, device: str = "cpu"):
     if load_causal_lm is not None:
         model, tok = load_causal_lm(spec, device=device)
     else:
-        model, tok = _load_plain(spec, device)
+        model, tok = _load_plain(_cached_name(spec), device)
     model.eval()
     if tok.pad_token_id is None:
         tok.pad_token_id = tok.eos_token_id if tok.eos_token_id is not None else 0
