@@ -50,7 +50,8 @@ def fading(ax, folder: Path, title: str) -> None:
 
 
 def chains(ax, df, metric: str, ref: float | None = None) -> None:
-    sub = df[df.metric == metric]
+    # runs stored before the rename call image_precision / image_recall precision / recall
+    sub = df[df.metric.isin([metric, metric.replace("image_", "")])]
     for i, (label, cell) in enumerate(sub.groupby("label", sort=False)):
         piv = cell.pivot(index="generation", columns="replicate", values="value")
         color = f"C{i}"
@@ -86,7 +87,7 @@ def vae_figure(out: Path) -> None:
     for i, (label, folder) in enumerate(folders.items()):
         name = label.split(" · ", 1)[1] if " · " in label else label
         fading(fig.add_subplot(grid[0, i]), folder, short(name))
-    for j, metric in enumerate(("fid", "recall", "class_share_max")):
+    for j, metric in enumerate(("fid", "image_recall", "class_share_max")):
         ax = fig.add_subplot(grid[1, j])
         chains(ax, df, metric, reference("images_vae", metric))
         if j == 0:
@@ -100,8 +101,8 @@ def vae_figure(out: Path) -> None:
 
 def more_figure(out: Path) -> None:
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
-    for ax, (run, metric) in zip(axes, [("images_sampling", "precision"), ("images_sampling", "recall"),
-                                        ("images_diffusion", "fid"), ("images_diffusion", "recall")]):
+    for ax, (run, metric) in zip(axes, [("images_sampling", "image_precision"), ("images_sampling", "image_recall"),
+                                        ("images_diffusion", "fid"), ("images_diffusion", "image_recall")]):
         if not (RUNS / run).is_dir():
             ax.set_axis_off()
             continue

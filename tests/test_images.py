@@ -71,9 +71,9 @@ def test_real_vs_real_reference_values():
     from modelcollapse.api import make_study
     from modelcollapse.report.truth import truth_value
     cell = make_study(family="pca_gmm", generations=1, replicates=1).cells[0]
-    ref = {m: truth_value(cell, m) for m in ("fid", "precision", "recall", "memorization",
+    ref = {m: truth_value(cell, m) for m in ("fid", "image_precision", "image_recall", "memorization",
                                                "class_entropy", "pixel_variance", "train_loss")}
-    assert 0 < ref["fid"] < 1.0 and ref["precision"] > 0.8 and ref["recall"] > 0.8
+    assert 0 < ref["fid"] < 1.0 and ref["image_precision"] > 0.8 and ref["image_recall"] > 0.8
     assert ref["memorization"] == pytest.approx(0.05, abs=0.01)
     assert ref["class_entropy"] == pytest.approx(np.log(10), abs=0.05)
     assert ref["train_loss"] is None   # info metrics get no reference line
@@ -90,7 +90,7 @@ def test_family_runs_and_is_chunk_invariant(family):
     assert np.isfinite(a.value).all()
     share = a[a.metric == "real_share"].groupby("generation").value.mean()
     assert share[0] == 1.0 and share[1] == pytest.approx(0.25)
-    assert {"fid", "precision", "recall", "class_entropy", "memorization"} <= set(a.metric)
+    assert {"fid", "image_precision", "image_recall", "class_entropy", "memorization"} <= set(a.metric)
 
 
 @pytest.mark.parametrize("family", ["vae", "diffusion"])
@@ -153,7 +153,7 @@ def test_user_image_folder_end_to_end(tmp_path, capsys):
     assert code == 0, err
     assert "different sizes" in err and "resized to 8x8" in err   # mixed sizes: said so
     df = pd.read_parquet(out / "metrics.parquet")
-    assert {"fid", "class_entropy", "precision"} <= set(df.metric) and np.isfinite(df.value).all()
+    assert {"fid", "class_entropy", "image_precision"} <= set(df.metric) and np.isfinite(df.value).all()
     cell = next((out / "cells").iterdir())
     assert (cell / "grids" / "gen-000.png").is_file() and (cell / "grids" / "gen-001.png").is_file()
     manifest = json.loads((out / "manifest.json").read_text())

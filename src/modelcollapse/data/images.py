@@ -122,7 +122,8 @@ def _read_image(path: Path, size: int) -> tuple[np.ndarray, tuple[int, int]]:
     except UserError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise UserError(f"{path} is not a readable PNG or JPEG image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"{path} is not a readable PNG or JPEG image ({why})") from None
 
 
 def _visible(folder: Path) -> list[Path]:

@@ -11,7 +11,7 @@ a dotted reference line: it is what a perfect generator scores at this sample si
 
 * ``fid``: ||mu_g - mu_r||^2 + tr(S_g + S_r - 2 (S_g^1/2 S_r S_g^1/2)^1/2) of the Gaussian
   fits of the two feature sets (Heusel et al. 2017).
-* ``precision`` / ``recall`` (Kynkaanniemi et al. 2019): the share of generated features
+* ``image_precision`` / ``image_recall`` (Kynkaanniemi et al. 2019): the share of generated features
   inside some real feature's k-NN ball, and of real features inside some generated one's.
   ``density`` / ``coverage`` (Naeem et al. 2020): the mean number of real balls holding a
   generated feature divided by k, and the share of real balls holding one. k = ``nn_k``
@@ -33,7 +33,6 @@ import numpy as np
 from ..capabilities import GeneratesImages
 from ..randomness import SHARED, Stream
 from .base import MetricContext, metric
-from .drift import PRECISION, RECALL
 from .image_features import feature_net
 
 IMAGES = (GeneratesImages,)
@@ -161,20 +160,22 @@ def _prdc_all(ctx: MetricContext) -> list[dict[str, float]]:
     return memo[key]
 
 
-def _prdc_metric(name: str, text: str):
+def _prdc_metric(name: str, key: str, text: str):
     @metric(name, direction="higher", requires=IMAGES, description=text)
     def fn(ctx: MetricContext) -> np.ndarray:
-        return np.array([d[name] for d in _prdc_all(ctx)])
+        return np.array([d[key] for d in _prdc_all(ctx)])
     return fn
 
 
-# One name, one meaning: the continuous families' precision and recall (metrics/drift.py) are
-# the same k-NN quantities on raw points, registered with this same description.
-precision = _prdc_metric("precision", PRECISION)
-recall = _prdc_metric("recall", RECALL)
-density = _prdc_metric("density", "mean number of real k-NN balls holding a generated image, / k "
+# image_precision / image_recall: the names precision / recall belong to the continuous
+# families' opt-in 3-NN version (metrics/drift.py); one name, one meaning
+precision = _prdc_metric("image_precision", "precision", "share of generated images inside some real image's k-NN "
+                         "ball in feature space (quality; Kynkaanniemi et al. 2019, k = nn_k)")
+recall = _prdc_metric("image_recall", "recall", "share of real images inside some generated image's k-NN ball "
+                      "(diversity; Kynkaanniemi et al. 2019, k = nn_k)")
+density = _prdc_metric("density", "density", "mean number of real k-NN balls holding a generated image, / k "
                        "(Naeem et al. 2020)")
-coverage = _prdc_metric("coverage", "share of real k-NN balls holding a generated image "
+coverage = _prdc_metric("coverage", "coverage", "share of real k-NN balls holding a generated image "
                         "(Naeem et al. 2020)")
 
 

@@ -123,7 +123,7 @@ class ImageFamily(Family, GeneratesImages, RealReference):
     """The shared half of an image family; subclasses implement ``fit`` and ``generate``."""
 
     default_n_samples = 0   # the train split's size
-    overview = ("fid", "recall", "class_share_max")   # the report's headline panels
+    overview = ("fid", "image_recall", "class_share_max")   # the report's headline panels
 
     def __init__(self, params: Any, n_samples: int) -> None:
         super().__init__(params, n_samples)

@@ -33,8 +33,8 @@ TIME_DIM = 32
 class DiffusionParams(ImageParams):
     """steps: noise levels T. schedule: 'linear' | 'cosine'. hidden: units of the denoiser's
     two hidden layers. epochs, batch_size, lr: Adam training per generation (batch_size a
-    multiple of 32 and hidden of 16, the last partial batch dropped: see models/images/batched.py). Plus the
-    image corpus and metric parameters."""
+    multiple of 32 and hidden of 16, the last partial batch dropped: see
+    models/images/batched.py). Plus the image corpus and metric parameters."""
 
     steps: int = 100
     schedule: Literal["linear", "cosine"] = "linear"

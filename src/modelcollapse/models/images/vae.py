@@ -31,8 +31,8 @@ from .base import ImageFamily, ImageParams, _torch, torch_generators, truncated_
 class VAEParams(ImageParams):
     """latent: latent dimensions. hidden: units of the encoder's and decoder's hidden layer.
     beta: weight of the KL term. epochs, batch_size, lr: Adam training per generation
-    (batch_size a multiple of 32 and hidden of 16, the last partial batch of an epoch dropped: see
-    models/images/batched.py). Plus the image corpus and metric parameters."""
+    (batch_size a multiple of 32 and hidden of 16, the last partial batch of an epoch
+    dropped: see models/images/batched.py). Plus the image corpus and metric parameters."""
 
     latent: int = 8
     hidden: int = 128
