@@ -24,7 +24,7 @@ from modelcollapse.audit.occurrence import OccurrenceModel, mixture_mle
 from modelcollapse.audit.reference import prepare_reference
 from modelcollapse.audit.result import AuditResult
 from modelcollapse.audit.stream import stream_candidate
-from modelcollapse.audit.verdicts import VERDICTS, Rule, wilson
+from modelcollapse.audit.verdicts import NOT_JUDGED, VERDICTS, Rule, wilson
 from modelcollapse.curation import Watermark, WatermarkDetector
 from modelcollapse.data import load_corpus, split_documents
 from modelcollapse.errors import UserError
@@ -253,7 +253,7 @@ def test_json_schema(result, files, tmp_path):
             for key in ("estimate", "ci_low", "ci_high", "n", "verdict", "definition",
                         "ci_method", "baseline"):
                 assert key in s, (name, key)
-            assert s["verdict"] in VERDICTS and s["ci_low"] <= s["ci_high"]
+            assert s["verdict"] in VERDICTS + (NOT_JUDGED,) and s["ci_low"] <= s["ci_high"]
         assert isinstance(cand["caveats"], list) and "oov_rate" in cand["domain"]
     assert "signals" not in doc   # several candidates: no top-level copy
     single = AuditResult(result.reference, [by_name(result, files, "human")],

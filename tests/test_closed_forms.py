@@ -115,7 +115,6 @@ def test_wright_fisher_absorption_and_loss_times(z):
     lost = ft["forgotten_at"].to_numpy()
     assert (lost[ft["count0"] == 0] == 0).all()           # never drawn: lost at generation 0
     absorb = ft.groupby("replicate")["forgotten_at"].max().to_numpy()
-    c0 = ft[ft.outcome == 0]["count0"].to_numpy()
     assert (absorb >= 0).all()                            # horizon 400 >> n: every chain absorbed
     t = wf.absorption_time(n)
     assert z(absorb, float((wf.binom.pmf(np.arange(n + 1), n, 0.5) * t).sum())) < Z
@@ -140,3 +139,18 @@ def test_forget_times_agree_with_support_size():
     lost = ft.pivot(index="replicate", columns="outcome", values="forgotten_at").to_numpy()
     for g in (0, 5, 11):
         np.testing.assert_array_equal(((lost < 0) | (lost > g)).sum(axis=1), alive[g])
+
+
+@pytest.mark.parametrize("source", ["fixed", "fresh"])
+def test_gaussian_mix_with_absolute_sizes(source, z):
+    """mix with n_real and n_synthetic: 'fixed' keeps the same n_real points (generation 0 is
+    their fit: Bertrand et al.'s setting), 'fresh' draws new ones; both against the exact
+    recursion through the engine."""
+    kw = dict(family="gaussian", policy="mix", generations=10, replicates=3000, seed=28,
+              metrics=["variance", "mean_error"],
+              params={"n_real": 6, "n_synthetic": 12, "real_source": source})
+    df = run_one(**kw)
+    at = _overlay(**kw)
+    for g in (0, 3, 9):
+        assert z(values(df, "variance", g), at("variance", [g])[0]) < Z, (g, "variance")
+        assert z(values(df, "mean_error", g), at("mean_error", [g])[0]) < Z, (g, "mean_error")

@@ -191,7 +191,10 @@ SMALL = {"ngram": dict(n_samples=40, params={"eval_tokens": 300, "bleu_docs": 20
                                                     "val_blocks": 8, "bleu_docs": 10,
                                                     "device": "cpu", "gen_batch": 64}),
          "gmm": dict(params={"n_eval": 200, "max_iter": 20}),
-         "kde": dict(n_samples=60, params={"n_eval": 200})}
+         "kde": dict(n_samples=60, params={"n_eval": 200}),
+         **{f: dict(n_samples=96, params={"n_eval": 32, **extra}) for f, extra in (
+             ("vae", {"epochs": 1, "hidden": 16}), ("diffusion", {"epochs": 1, "hidden": 16, "steps": 5}),
+             ("pca_gmm", {"pca_components": 4, "components": 3}), ("image_kde", {}))}}
 POLICY_SMALL = {"filtered": {"real_fraction": 0.25}, "curated": {"real_fraction": 0.25},
                 "recovery": {"recover_at": 1}}
 
@@ -246,16 +249,17 @@ def test_every_metric_declares_a_direction_description_and_requirement():
 
 
 class _Memory:
-    """A chain state kept in memory (the store's file format is tested with the store)."""
+    """A chain state kept in memory, as the data the loop packs (arrays + JSON; the store's
+    file format is tested with the store)."""
 
     def __init__(self):
-        self.state = None
+        self.saved = None
 
-    def load(self):
-        return self.state
+    def load(self, decode):
+        return None if self.saved is None else decode(*self.saved)
 
-    def save(self, state):
-        self.state = state
+    def save(self, arrays, meta):
+        self.saved = (arrays, meta)
 
 
 class _Stop(Exception):

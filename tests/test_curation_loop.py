@@ -152,3 +152,69 @@ def test_curation_results_do_not_depend_on_chunking(corpus):
     c = run(corpus, "curated", generations=3, chunk_size=1, quality_keep=0.8, diversity_keep=0.8)
     d = run(corpus, "curated", generations=3, quality_keep=0.8, diversity_keep=0.8)
     assert c["value"].tolist() == d["value"].tolist()
+
+
+# -- configured pipelines (curation/pipeline.py) -------------------------------------------
+def test_a_pipeline_runs_the_blocks_the_flags_would(corpus):
+    # paired: the two cells differ only in policy parameters, so they share every seed
+    flags = run_one(family="ngram", policy="curated", generations=4, replicates=3, seed=11,
+                    paired=True, params={"corpus": corpus, **SMALL, "real_fraction": 0.25,
+                                         "dedup": True, "near_dedup": 0.8, "quality_keep": 0.8})
+    piped = run_one(family="ngram", policy="curated", generations=4, replicates=3, seed=11,
+                    paired=True, params={"corpus": corpus, **SMALL, "real_fraction": 0.25,
+                                         "pipeline": "exact_dedup, near_dedup=0.8, top_quality=0.8"})
+    common = sorted(set(flags.metric) & set(piped.metric))
+    assert "dropped_low_quality" in common and "perplexity_real" in common
+    a = flags[flags.metric.isin(common)].sort_values(["metric", "generation", "replicate"])
+    b = piped[piped.metric.isin(common)].sort_values(["metric", "generation", "replicate"])
+    np.testing.assert_array_equal(a["value"].to_numpy(), b["value"].to_numpy())
+
+
+def test_a_pipeline_with_a_detector_records_its_measures(corpus):
+    df = run(corpus, "curated", real_fraction=0.4, pipeline="exact_dedup, oracle=0.7")
+    assert {"detector_recall", "detector_fpr", "dropped_detector", "dropped_exact_duplicate"} \
+        <= set(df.metric)
+    recall = pooled(df, "detector_recall")
+    assert abs(recall.mean() - 0.7) < 0.15
+
+
+@pytest.mark.parametrize("pipeline,message", [
+    ("exact_dedup, near_dupe=0.8", "unknown curation block 'near_dupe' (did you mean 'near_dedup'?)"),
+    ("top_quality=1.5", "top_quality's share kept must be in (0, 1]"),
+    ("exact_dedup=0.3", "block exact_dedup takes no setting"),
+    ("near_dedup=high", "block near_dedup takes a number"),
+    (" , ", "names no block"),
+    ("watermark", "block watermark needs the family to watermark its samples"),
+])
+def test_bad_pipelines_are_one_sentence(corpus, pipeline, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")
+                       .replace("?", r"\?")):
+        run(corpus, "curated", pipeline=pipeline, watermark=False)
+    with pytest.raises(UserError, match="give the pipeline alone"):
+        run(corpus, "curated", pipeline="exact_dedup", quality_keep=0.5)
+
+
+def test_every_registered_block_counts_add_up(corpus):
+    """Common check over the block registry: kept + dropped per reason = the pool, and every
+    reason given is one the block declares."""
+    from modelcollapse.curation.base import Batch, run_chain
+    from modelcollapse.curation.pipeline import BLOCKS
+    from modelcollapse.loop import build
+    from modelcollapse.policies import Step
+    from modelcollapse.provenance import REAL, SYNTHETIC
+    from modelcollapse.randomness import SeedTree, Stream
+    from helpers import make_study
+    cell = make_study(family="ngram", policy="curated", params={"corpus": corpus, **SMALL,
+                                                                "watermark": True}).cells[0]
+    family, _, sampling, _ = build(cell)
+    stream = Stream(SeedTree(0, "blocks"), "policy", [0])
+    step = Step(0, 40, None, None, None, None, None, stream, family, None, sampling)
+    docs = family.data.train[:60]
+    source = np.array([REAL] * 30 + [SYNTHETIC] * 30)
+    batch = Batch(list(docs) + list(docs[:5]), np.r_[source, [SYNTHETIC] * 5],
+                  np.zeros(65), None)
+    for name, spec in BLOCKS.items():
+        blk = spec.build(spec.default, step)
+        result = run_chain([blk], batch, np.random.default_rng(0))
+        assert result.keep.sum() + sum(result.dropped.values()) == len(batch), name
+        assert set(result.dropped) <= set(spec.reasons), (name, result.dropped)

@@ -136,3 +136,33 @@ def test_cli_extend(tmp_path, capsys):
     assert "add --extend" in capsys.readouterr().err
     assert main([*args[:-5], "5", "--out", str(out), "--no-plots", "--quiet", "--extend"]) == 0
     assert load(out).replicate.nunique() == 5
+
+
+def test_families_with_weights_on_disk_take_more_replicates_only():
+    from modelcollapse.runs.store import _growth
+    cell = {"key": "abc", "family": "transformer", "policy": "replace", "n_samples": 8,
+            "generations": 3, "replicates": 1, "seed": 0, "metrics": ["m"], "params": {}}
+    old = {"name": "t", "seed": 0, "axes": [], "cells": [cell]}
+    more_reps = {**old, "cells": [{**cell, "replicates": 2}]}
+    more_gens = {**old, "cells": [{**cell, "generations": 4}]}
+    assert _growth(old, more_reps) is None
+    assert "more replicates, not more generations" in _growth(old, more_gens)
+    gaussian = {**old, "cells": [{**cell, "family": "gaussian"}]}
+    assert _growth(gaussian, {**gaussian, "cells": [{**cell, "family": "gaussian", "generations": 4}]}) is None
+
+
+def test_markers_written_before_sizes_were_kept_still_count(tmp_path):
+    """A run folder from before --extend: DONE holds only the row count; the sizes come from
+    the cell's config.toml, so the cell is done (and growing it is an extension)."""
+    out = tmp_path / "run"
+    study = _one()
+    run_study(study, out, plots=False)
+    store = RunStore(out)
+    done = store.cell_dir(study.cells[0]) / "DONE"
+    done.write_text(json.dumps({"rows": 1}))
+    assert store.is_done(study.cells[0])
+    assert store.finished_sizes(study.cells[0]) == (4, 6)
+    bigger = _one(replicates=8)
+    assert not store.is_done(bigger.cells[0])
+    ext = run_study(bigger, out, plots=False, extend=True)
+    assert ext.metrics.replicate.nunique() == 8

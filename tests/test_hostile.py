@@ -192,7 +192,7 @@ STUDY_FILES = {
     "deep nesting": ("x = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested"),
     "huge integer": (GAUSS + "seed = " + "9" * 5000 + "\n", "study file"),
     "not utf-8": (GAUSS + "name = \"\udcff\"\n", "UTF-8"),
-    "bad toml": (GAUSS + "[params\n", "not valid TOML"),
+    "bad toml": (GAUSS + "[params\n", "not a valid study file"),
     "seed above int64": (GAUSS + f"seed = {2**63}\n", "seed"),
     "unknown key": (GAUSS + "nmae = 'x'\n", "unknown key"),
 }
@@ -454,3 +454,54 @@ def test_special_audit_inputs(tmp_path, capsys, monkeypatch, reference):
 def test_command_line_errors_are_one_line(tmp_path, capsys, monkeypatch, argv):
     monkeypatch.chdir(tmp_path)
     refused(argv, tmp_path, capsys)
+
+
+# -- fast, true messages ---------------------------------------------------------------------
+def test_an_unreachable_hub_fails_at_once_in_one_line(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("datasets")
+    monkeypatch.chdir(tmp_path)
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")   # a closed port: no Hub
+    refused([*NGRAM, "hf:nobody/no-such-dataset"], tmp_path, capsys, "did not answer")
+
+
+def test_a_full_disk_names_the_file(run, capsys, tmp_path, monkeypatch):
+    import errno as _errno
+
+    def full(fd):
+        raise OSError(_errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    refused(["report", run], tmp_path, capsys, str(run / "report.html"))
+
+
+# -- sweep -----------------------------------------------------------------------------------
+def _gauss_study(tmp_path: Path) -> Path:
+    return _study(tmp_path, f'name = "g"\n{GAUSS}')
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--executor", "ray", "--address", "nohost"], "HOST:PORT"),
+    (["--executor", "ray", "--address", "127.0.0.1:9"], "cannot reach"),
+    (["--address", "127.0.0.1:9"], "only used with --executor ray"),
+    (["--workers", "-3"], "workers"),
+])
+def test_hostile_sweep_options(tmp_path, capsys, monkeypatch, extra, needle):
+    monkeypatch.chdir(tmp_path)
+    refused(["sweep", _gauss_study(tmp_path), "--out", "out", "--quiet", *extra], tmp_path,
+            capsys, needle)
+
+
+def test_a_sweep_into_a_folder_in_use_is_refused(run, capsys, tmp_path):
+    from modelcollapse.runs.lock import run_lock
+    study = _study(tmp_path, 'name = "gaussian-replace"\nfamily = "gaussian"\npolicy = "replace"\n'
+                             'generations = 3\nreplicates = 2\nn_samples = 20\n')
+    with run_lock(run):
+        refused(["sweep", study, "--out", run, "--quiet", "--no-plots"], tmp_path, capsys,
+                f"in use by process {os.getpid()}")
+
+
+def test_a_sweep_of_a_missing_study(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    refused(["sweep", tmp_path / "absent.toml"], tmp_path, capsys, "does not exist")

@@ -68,6 +68,8 @@ CASES = [
     ("accumulate", dict(dim=10, n_train=16, n_gen=24, ridge=2.0, design="fresh", spectrum="power_law")),
     ("replace", dict(dim=10, n_train=32, temperature=0.8, truncation=0.9)),
     ("accumulate", dict(dim=10, n_train=20, n_gen=30)),                     # fixed, T0 != T: MC
+    ("mix", dict(dim=10, n_train=32, real_fraction=0.25, real_source="fresh", ridge=1.0)),
+    ("mix", dict(dim=8, n_train=24, real_fraction=0.5, real_source="fresh", design="fresh")),
 ]
 
 
@@ -117,3 +119,25 @@ def test_bad_regression_params():
         make_study(family="linear_regression", params={"spectrum": "zipf"})
     with pytest.raises(UserError, match="params.n_gen"):
         make_study(family="linear_regression", params={"n_gen": 1})
+
+
+def test_fresh_real_rows_lie_on_the_fixed_design():
+    """Under mix with fresh real data, the real part of a later training set is rows 0..k-1
+    of the replicate's one fixed design and the synthetic part the remaining rows (the loop
+    builds the real source twice per chunk; both must share the design)."""
+    from unittest import mock
+    from modelcollapse.models import linear_regression as lr
+    seen = []
+    real_fit = lr.LinearRegression.fit
+
+    def fit(self, data, previous, stream):
+        model = real_fit(self, data, previous, stream)
+        seen.append((data.values[:, :, :4].copy(), model.design_))
+        return model
+
+    with mock.patch.object(lr.LinearRegression, "fit", fit):
+        run_one(family="linear_regression", policy="mix", generations=3, replicates=3, seed=5,
+                metrics=["test_error"], params={"dim": 4, "n_train": 12, "real_fraction": 0.25,
+                                                "real_source": "fresh"})
+    for x, design in seen:
+        np.testing.assert_array_equal(x, design)   # rows 0..2 real, 3..11 synthetic: the design

@@ -56,9 +56,10 @@ def test_chunk_size_change_is_the_same_run(tmp_path):
 
 
 # ngram: tests/test_text_loop.py; transformer: tests/test_transformer.py; labels (label
-# counts only): tests/test_verifier.py
+# counts only): tests/test_verifier.py; image families: tests/test_images.py
 @pytest.mark.parametrize("family", [f for f in FAMILIES.names()
-                                    if f not in ("ngram", "transformer", "labels")])
+                                    if f not in ("ngram", "transformer", "labels", "vae",
+                                                 "diffusion", "pca_gmm", "image_kde")])
 def test_family_common_checks(family):
     n = 32 if family == "linear_regression" else 40
     study = make_study(family=family, n_samples=n, generations=2, replicates=3,

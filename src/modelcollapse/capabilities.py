@@ -34,6 +34,11 @@ Capabilities of families (R = replicates in a chunk):
 - :class:`Persistent`: the models live on disk (weights per generation); the loop saves the
   chain state after every generation and a resumed cell continues at its next unfinished one.
 - :class:`LabelledBatches`: the family's batches carry a ground truth a verifier can check.
+- :class:`GeneratesImages`: an image family (``data`` an ImageData with train / test pixels,
+  ``n_eval``, ``images(model, n, generation, stream, sampling) -> (R, n, h*w)``,
+  ``record_grid``, ``attach_grids``); see :class:`~modelcollapse.models.images.base.ImageFamily`.
+- :class:`RealReference`: the truth is a real data set, so every measured (non-info) metric
+  has a real-vs-real value, drawn as a reference line.
 
 A policy can also provide capabilities (:class:`RecordsCuration`: it stores curation
 measures with each training set); metrics that read them require it.
@@ -143,6 +148,19 @@ class Persistent(Capability):
     @abstractmethod
     def load_state(self, state: dict) -> Any:
         """The models saved by :meth:`save_state`, bound to this process (weights, device)."""
+
+
+# -- images ----------------------------------------------------------------------------------
+class GeneratesImages(Capability):
+    label = "image generation"
+
+    @abstractmethod
+    def attach_grids(self, folder: Any) -> None:
+        """Write per-generation sample grids under ``folder`` (a run's cell folder's grids/)."""
+
+
+class RealReference(Capability):
+    label = "real-vs-real reference"
 
 
 # -- policies --------------------------------------------------------------------------------

@@ -44,7 +44,9 @@ def _add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--seed", type=int, help="study seed")
     r.add_argument("--metrics", help="comma-separated metric names (default: all that apply)")
     r.add_argument("--corpus", help="text families: 'embedded' (default), a file or glob "
-                   "(.txt/.jsonl/.csv/.parquet, .gz/.zst), or hf:NAME[:CONFIG]")
+                   "(.txt/.jsonl/.csv/.parquet, .gz/.zst), or hf:NAME[:CONFIG]; image "
+                   "families: 'digits' (default), a folder of PNG/JPEG images (one subfolder "
+                   "per class) or hf:NAME")
     r.add_argument("--text-field", help="text families: the field holding the text in "
                    ".jsonl/.csv/.parquet/hf records (default: text)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -183,7 +185,7 @@ def cmd_list() -> int:
         import dataclasses
         return ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls))
 
-    from .capabilities import provided, satisfies
+    from .capabilities import describe, provided, satisfies
 
     print("families (--family); what applies is derived from each family's capabilities:")
     for name, cls in FAMILIES.items():
@@ -200,12 +202,20 @@ def cmd_list() -> int:
         print(f"  {name:<20} {cls.description}")
         if fields_of(cls.Params):
             print(f"  {'':<20} params: {params(cls.Params)}")
+    from .curation.pipeline import BLOCKS
+    print("\ncuration blocks (params.pipeline of policy curated, in order, e.g. "
+          "\"exact_dedup, near_dedup=0.8\"):")
+    for name, spec in BLOCKS.items():
+        setting = f"={spec.default:g} ({spec.setting})" if spec.default is not None else ""
+        needs = f"; needs {describe(spec.requires)}" if spec.requires else ""
+        print(f"  {name + setting:<24} drops: {', '.join(spec.reasons)}{needs}")
     print(f"\nloop params (--set): {params(LoopParams)} (top_p is an alias of truncation)")
     print("\nmetrics (direction: which way is better; what the family must provide):")
     for name, m in METRICS.items():
         under = (f"; under a policy with {' + '.join(c.label for c in m.policy_requires)}"
                  if m.policy_requires else "")
-        print(f"  {name:<24} [{m.direction:<6}] {m.description}  ({m.requires}{under})")
+        opt = "; opt-in: computed when named" if m.opt_in else ""
+        print(f"  {name:<24} [{m.direction:<6}] {m.description}  ({m.requires}{under}{opt})")
     return 0
 
 

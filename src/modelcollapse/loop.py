@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import chainstate
-from .capabilities import GeneratesText, Persistent
+from .capabilities import GeneratesImages, GeneratesText, Persistent
 from .catalog import FAMILIES, METRICS, POLICIES
 from .errors import UserError
 from .metrics import Metric, MetricContext
@@ -201,6 +201,8 @@ def run_cell(cell: Cell, on_generation: Callable[[int], None] | None = None,
     _check_fingerprint(cell, family)
     if checkpoint is not None and isinstance(family, Persistent):   # where it keeps weights
         family.attach(checkpoint.models)
+    if checkpoint is not None and isinstance(family, GeneratesImages):   # sample grids
+        family.attach_grids(checkpoint.models.parent / "grids")
     seeds = SeedTree(cell.seed, cell.seed_key)
     size = chunk_size(cell, family, policy)
     values = np.empty((cell.generations, len(metrics), cell.replicates))

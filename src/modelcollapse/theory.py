@@ -4,9 +4,12 @@ Convention: ``n`` is the number of fits so far, so generation g (0 = the first f
 data) has n = g + 1. ``M`` is the sample size per generation.
 
 Sources: Shumailov et al., "AI models collapse when trained on recursively generated data"
-(Nature 2024, Thm 3.1 and SI); Gerstgrasser et al. 2024 and Dohmatob et al. 2024 (linear
-regression); Seddik et al. 2024 (categorical resampling); Dohmatob, Feng and Kempe 2024, "A
-Tale of Tails" (Zipf tail cut); Feng et al. 2024 (verifier-pruned synthetic data).
+(Nature 2024, Thm 3.1 and SI); Gerstgrasser et al. 2024 and Dohmatob, Feng and Kempe 2024,
+"Model collapse demystified" (linear regression); Seddik et al. 2024 (categorical
+resampling); Dohmatob, Feng, Yang, Charton and Kempe 2024, "A tale of tails" (Zipf tail
+cut); Feng et al. 2024 (verifier-pruned synthetic data). The longer derivations (regression
+with ridge, spectra and fresh designs; Gaussian pooling policies; Wright-Fisher) live in
+``closed_forms/``; README's Theory section lists every checked form with its test.
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ def collision_probability(s0: float, n_draws: int, m: np.ndarray) -> np.ndarray:
 def zipf_tail_cut_error(beta: float, support: int, t: float, k: int | None = None) -> float:
     """sum_i p_i (1 - q_i)^T for Zipf(beta) data p on ``support`` outcomes and a memorizer
     trained on T draws from q = p cut at rank k and renormalized (k None: no cut). As T
-    grows the error plateaus at the truth's mass beyond rank k (Dohmatob et al. 2024)."""
+    grows the error plateaus at the truth's mass beyond rank k (Dohmatob, Feng, Yang, Charton and Kempe 2024, "A tale of tails")."""
     p = np.arange(1, support + 1, dtype=float) ** -beta
     p /= p.sum()
     q = p.copy()
@@ -136,13 +139,20 @@ def regression_setting(params: dict[str, Any]) -> regression.Setting:
         params.get("temperature", 1.0), params.get("truncation", 1.0))
 
 
-def regression_curve(policy: str, params: dict[str, Any], generations: int) -> "Curve | None":
+def regression_curve(policy: str, params: dict[str, Any], generations: int,
+                     n_samples: int | None = None) -> "Curve | None":
     """E[test error] of a regression cell: exact, or exact given X and averaged over designs
-    by Monte Carlo (with its standard error)."""
-    if policy not in ("replace", "accumulate"):
+    by Monte Carlo (with its standard error). Policies: replace, accumulate, and mix with
+    fresh real data."""
+    sizes = None
+    if policy == "mix" and params.get("real_source") == "fresh" and not params.get("n_gen"):
+        sizes = mix_sizes(params, n_samples or params["n_train"])
+        if sizes[0] == 0 or sizes[1] == 0:
+            return None
+    elif policy not in ("replace", "accumulate"):
         return None
     try:
-        values, se, label = regression.expected_error(regression_setting(params), policy, generations)
+        values, se, label = regression.expected_error(regression_setting(params), policy, generations, sizes)
     except ValueError as e:
         return Curve(None, reason=f"closed form undefined: {e}")
     return Curve(values, label, stderr=se)
@@ -229,7 +239,7 @@ def _regression_overlay(policy: str, params: dict[str, Any], n_samples: int, met
     if metric != "test_error":
         return None
     n = generations + 1
-    c = regression_curve(policy, params, int(n.max()))
+    c = regression_curve(policy, params, int(n.max()), n_samples)
     if c is None or c.values is None:
         return c
     return Curve(c.values[n - 1], c.label, stderr=None if c.stderr is None else c.stderr[n - 1])
@@ -252,8 +262,8 @@ def _truth_probs(params: dict[str, Any]) -> np.ndarray:
 
 def mix_sizes(params: dict[str, Any], n_samples: int) -> tuple[int, int]:
     """(real, synthetic) points per training set of a mix cell."""
-    if "n_real" in params and params.get("n_real"):
-        return int(params["n_real"]), int(params.get("n_synthetic") or n_samples - params["n_real"])
+    if params.get("n_real") is not None:
+        return int(params["n_real"]), int(params["n_synthetic"])
     k = int(round(params.get("real_fraction", 0.0) * n_samples))
     return k, n_samples - k
 
@@ -281,10 +291,18 @@ def _gaussian_pooled(policy: str, params: dict[str, Any], m: int, metric: str,
         label = "exact (accumulate-subsample)"
     elif policy == "mix" and params.get("real_source") == "fresh":
         k, s = mix_sizes(params, m)
-        if s == 0:
+        if s == 0 or k == 0:
             return None
         v, r, _ = gaussian_forms.mix(sigma2, k, s, g, ddof, "fresh", first=m)
-        label = "exact, fresh real data -> steady state" if k else "exact"
+        label = "exact, fresh real data -> steady state"
+    elif policy == "mix" and params.get("n_real"):
+        # The same n_real points every generation, generation 0 fitted on them alone
+        # (Bertrand et al.'s setting, lambda = n_synthetic / n_real).
+        k, s = mix_sizes(params, m)
+        if s == 0:
+            return None
+        v, r, _ = gaussian_forms.mix(sigma2, k, s, g, ddof, "fixed")
+        label = "exact, fixed real data (Bertrand et al.'s setting)"
     else:
         return None
     values = _per_coordinate(metric, d, v, r)

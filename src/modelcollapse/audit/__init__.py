@@ -43,7 +43,17 @@ watermark_hit_rate         share with green-list z >= 4 (with a watermark)      
 semantic_coverage          embedding coverage of reference documents (extra     Wilson
                            ``embed``; with precision, recall, Vendi)
 ai_share                   AI-written share alpha, maximum likelihood on word-  bootstrap
-                           occurrence distributions (Liang et al. 2024)
+                           occurrence distributions (Liang et al. 2024); "not
+                           judged" without a language model or AI reference file
+excess_vocabulary          share of documents holding over-used words (cross-   normal
+                           fitted selection, after Kobak et al.) minus the
+                           reference's share (:mod:`.shift`)
+length_shift               TV of the shares in reference length quintiles       bootstrap
+{crit}_rate                share flagged by a zero-shot LM criterion (fast_     Wilson
+                           detectgpt, log_likelihood, binoculars) calibrated
+                           to target_fpr (with ``ai_generator``/``scorer``)
+detector_share             the best criterion's rate corrected by its FPR and   bootstrap
+                           TPR (:mod:`.lmsignals`)
 =========================  ===================================================  ============
 
 "subsample": repeated equal-size samples without replacement (:mod:`.lexical`);
@@ -92,13 +102,24 @@ JSON schema (``DIR/audit.json``, ``schema_version`` 1)
 
 Non-finite numbers are written as ``null``. Caveat kinds: ``domain_mismatch``,
 ``reference_small``, ``reference_truncated``, ``reference_overlap``, ``candidate_small``,
-``sample_reduced``, ``signal_unavailable``.
+``sample_reduced``, ``signal_unavailable``, ``no_language_model``, ``share_disagreement``.
+Signals are registered with their rule, definition and order by :func:`.registry.signal`;
+the options are the fields of :class:`.settings.AuditSettings`.
 """
+
+import importlib
 
 from .core import audit
 from .output import write_audit
 from .result import SCHEMA_VERSION, AuditResult, CandidateAudit, Signal
+from .settings import AuditSettings
 from .verdicts import RULES
 
-__all__ = ["audit", "write_audit", "AuditResult", "CandidateAudit", "Signal", "RULES",
+# The built-in signals register themselves (rules, definitions, order) on import; every
+# path into the audit goes through this package, so RULES is complete once it is imported.
+importlib.import_module(f"{__name__}.builtin")
+importlib.import_module(f"{__name__}.lmsignals")
+importlib.import_module(f"{__name__}.shift")
+
+__all__ = ["audit", "write_audit", "AuditSettings", "AuditResult", "CandidateAudit", "Signal", "RULES",
            "SCHEMA_VERSION"]

@@ -117,10 +117,14 @@ def run(path: str | Path, out: str | Path, overwrite: bool = False) -> dict[str,
     _write_jsonl(ref_path, split.train)
     settings = _settings(study["audit"], seed, path)
     ref = prepare_reference(str(ref_path), text_field="text",
-                            ai_reference=settings["ai_reference"],
-                            target_fpr=settings["target_fpr"],
-                            detector_side=settings["detector_side"], seed=seed,
-                            max_reference_docs=settings["max_reference_docs"])
+                            ai_reference=settings.ai_reference,
+                            target_fpr=settings.target_fpr,
+                            detector_side=settings.detector_side, seed=seed,
+                            max_reference_docs=settings.max_reference_docs)
+    # the mixtures' AI documents are written by the very trigram model that writes the AI
+    # reference, so here ai_share is judged (an audit of real text without a language model
+    # reports it not judged)
+    ref.ai_judged = True
     n = int(study["mixture_docs"])
     specs, truth = [], {}
     for alpha in study["alphas"]:

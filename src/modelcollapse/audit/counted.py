@@ -86,7 +86,7 @@ def detector_rate(tally: Tally, reference: Reference) -> Signal:
 
 
 def ai_share(tally: Tally, reference: Reference, sample: list[np.ndarray],
-             rng: np.random.Generator, n_boot: int) -> Signal:
+             rng: np.random.Generator, n_boot: int, judged: bool = True) -> Signal:
     """The AI-written share alpha (:mod:`.occurrence`); ``sample``: the ids of a uniform
     sample of the scored candidate documents (the bootstrap draws from it)."""
     model = reference.occurrence
@@ -101,7 +101,7 @@ def ai_share(tally: Tally, reference: Reference, sample: list[np.ndarray],
         "percentile bootstrap over candidate, human and AI reference documents, the "
         "occurrence model refitted in each replicate", 0.0,
         {"ci_99": [lo99, hi99], "ai_reference": reference.ai_source, **model.as_record(),
-         "bin_counts": tally.occurrence_bins.tolist()})
+         "bin_counts": tally.occurrence_bins.tolist()}, judged=judged)
 
 
 def watermark_rate(tally: Tally, detector: WatermarkDetector) -> Signal:

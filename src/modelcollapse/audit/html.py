@@ -81,7 +81,54 @@ def _candidate_section(i: int, cand: CandidateAudit) -> str:
             f"{caveats}<table class=audit><thead>{head}</thead><tbody>{rows}</tbody></table>"
             f"{buckets}<details><summary>domain check</summary><dl class=meta>{domain}</dl>"
             f"</details><details><summary>sample documents</summary>{examples}</details>"
-            f"</section>")
+            f"{_machine_section(cand)}</section>")
+
+
+def _machine_section(cand: CandidateAudit) -> str:
+    """Score distributions (candidate, human reference, AI reference) of each zero-shot
+    detector and the most machine-like documents, escaped; empty without a language model."""
+    m = cand.machine
+    if not m:
+        return ""
+    hists = m.get("histograms", {})
+    fig_html = _hist_svg(hists) if hists else ""
+    top = "".join(f"<tr><td>{int(d['index'])}</td><td>{_f(d['score'], 3)}</td>"
+                  f"<td class=def><pre class=doc>{escape(d['text'])}</pre></td></tr>"
+                  for d in m.get("most_machine_like", []))
+    return (f"<h3>Language-model detectors ({escape(str(m.get('scorer')))}; best: "
+            f"{escape(str(m.get('best_detector')))})</h3>"
+            f"<p class=desc>Score distributions of the candidate, the held-out human reference "
+            f"and the AI reference (higher = more machine-like; the dashed line is the "
+            f"calibrated threshold).</p><div class=trendfig>{fig_html}</div>"
+            f"<details open><summary>The {len(m.get('most_machine_like', []))} most "
+            f"machine-like documents (best detector; 0-based index in the candidate)</summary>"
+            f"<table class=audit><thead><tr><th>index</th><th>score</th><th>text</th></tr>"
+            f"</thead><tbody>{top}</tbody></table></details>")
+
+
+def _hist_svg(hists: dict) -> str:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ..report.html import _svg
+
+    fig, axes = plt.subplots(1, len(hists), figsize=(3.7 * len(hists), 2.6), squeeze=False)
+    for ax, (name, h) in zip(axes.flat, hists.items()):
+        edges = np.asarray(h["edges"])
+        for key, colour in (("human_reference", "C0"), ("ai_reference", "C3"),
+                            ("candidate", "k")):
+            counts = np.asarray(h[key], float)
+            if counts.sum():
+                ax.stairs(counts / counts.sum(), edges, color=colour, lw=1.4,
+                          label=key.replace("_", " "))
+        ax.axvline(h["threshold"], color="0.4", ls="--", lw=1)
+        ax.set_title(name, fontsize=9)   # our own detector names, never corpus text
+        ax.tick_params(labelsize=7)
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    svg = _svg(fig, "machine")
+    plt.close(fig)
+    return svg
 
 
 def _trend(result: AuditResult) -> str:

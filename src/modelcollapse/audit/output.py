@@ -44,3 +44,64 @@ def write_audit(result: AuditResult, out_dir: str | Path, format: str = "json",
             text = render(result)
         write_bytes(path, text.encode("utf-8"))
     return paths
+
+
+SCORE_FORMATS = (".parquet", ".jsonl")
+
+
+def check_scores_path(path: str | Path) -> Path:
+    """``path`` when it names a .parquet or .jsonl file in an existing folder (checked
+    before the audit runs, so a bad name costs nothing)."""
+    path = Path(path)
+    if path.suffix not in SCORE_FORMATS:
+        raise UserError(f"--scores '{path}' must end in .parquet or .jsonl")
+    if path.is_dir():
+        raise UserError(f"--scores '{path}' is a folder; give a file name")
+    if not path.parent.exists() and str(path.parent) not in ("", "."):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def score_rows(result: AuditResult) -> dict[str, list]:
+    """One row per candidate document (all candidates, in order): the candidate's name, the
+    document's 0-based index in it, every detector score and flag, the occurrence
+    log-likelihood ratio (NaN for copies of reference-model documents) and its word count."""
+    import numpy as np
+    cols: dict[str, list] = {}
+    for cand in result.candidates:
+        got = cand.doc_scores or {}
+        n = len(next(iter(got.values()))) if got else 0
+        cols.setdefault("candidate", []).extend([cand.name] * n)
+        for k, v in got.items():
+            cols.setdefault(k, []).extend(np.asarray(v).tolist())
+    return cols
+
+
+def write_scores(result: AuditResult, path: str | Path) -> Path:
+    """Write :func:`score_rows` to ``path`` (.parquet with pyarrow, or .jsonl), atomically."""
+    import io
+    import math
+    path = check_scores_path(path)
+    cols = score_rows(result)
+    if path.suffix == ".jsonl":
+        names = list(cols)
+        n = len(cols.get("candidate", []))
+        lines = []
+        for i in range(n):
+            row = {}
+            for k in names:
+                v = cols[k][i]
+                row[k] = None if isinstance(v, float) and not math.isfinite(v) else v
+            lines.append(json.dumps(row))
+        write_bytes(path, ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"))
+        return path
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UserError("--scores FILE.parquet needs pyarrow (pip install pyarrow); or give a "
+                        ".jsonl file") from None
+    buf = io.BytesIO()
+    pq.write_table(pa.table(cols), buf)
+    write_bytes(path, buf.getvalue())
+    return path

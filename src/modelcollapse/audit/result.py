@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .verdicts import RULES, VERDICTS, worst
+from .verdicts import NOT_JUDGED, RULES, VERDICTS, worst
 
 SCHEMA_VERSION = 1
 #: Characters kept of each example document.
@@ -61,6 +61,9 @@ class Signal:
     extra: dict = field(default_factory=dict)
     reference_value: float | None = None
     verdict: str = "ok"
+    #: False: the value is reported but not judged (verdict "not judged": it can be neither
+    #: ok nor a warning, e.g. an AI share without any language model; a caveat says why).
+    judged: bool = True
 
     def __post_init__(self) -> None:
         self.estimate, self.ci_low, self.ci_high = (float(self.estimate), float(self.ci_low),
@@ -70,6 +73,8 @@ class Signal:
             self.reference_value = self.baseline
         self.verdict = RULES[self.name].verdict(self.ci_low, self.ci_high, self.baseline,
                                                 float(self.reference_value))
+        if not self.judged:
+            self.verdict = NOT_JUDGED
 
     def to_json(self) -> dict:
         # The core fields come last so that no extra field can shadow them.
@@ -101,6 +106,12 @@ class CandidateAudit:
     caveats: list[dict]
     domain: dict
     examples: list[str] = field(default_factory=list)
+    #: the language-model side: calibrated detectors, score histograms, the most
+    #: machine-like documents (JSON); empty without a language model
+    machine: dict = field(default_factory=dict)
+    #: per-document columns for ``--scores`` (index, detector scores, flags, occurrence
+    #: log-likelihood ratio); not part of the JSON
+    doc_scores: dict | None = None
 
     def all_signals(self) -> dict[str, Signal]:
         """Every signal, ``ai_share`` included when present."""
@@ -117,7 +128,8 @@ class CandidateAudit:
     @property
     def severity(self) -> int:
         """Sum over signals of 0 (ok), 1 (watch), 2 (alert): one number to follow a trend."""
-        return sum(VERDICTS.index(s.verdict) for s in self.all_signals().values())
+        return sum(VERDICTS.index(s.verdict) for s in self.all_signals().values()
+                   if s.verdict in VERDICTS)
 
     def to_json(self) -> dict:
         counts = {v: sum(s.verdict == v for s in self.all_signals().values()) for v in VERDICTS}
@@ -128,7 +140,7 @@ class CandidateAudit:
                 "ai_share": None if self.ai_share is None else self.ai_share.to_json(),
                 "caveats": self.caveats,
                 "domain": jsonable(self.domain),
-                "examples": self.examples}
+                "examples": self.examples, "machine": jsonable(self.machine)}
 
 
 @dataclass

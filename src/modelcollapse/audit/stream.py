@@ -90,8 +90,12 @@ class Tally:
 def stream_candidate(spec: str, reference: Reference, *, text_field: str | None,
                      chunk_docs: int, max_sample_docs: int, rng: np.random.Generator,
                      watermark: WatermarkDetector | None = None,
-                     watermark_vocab: Vocabulary | None = None) -> tuple[Tally, Reservoir]:
-    """Read the candidate once: its :class:`Tally` and its :class:`Reservoir` sample."""
+                     watermark_vocab: Vocabulary | None = None,
+                     doc_scores=None) -> tuple[Tally, Reservoir]:
+    """Read the candidate once: its :class:`Tally` and its :class:`Reservoir` sample.
+    ``doc_scores``: a :class:`~.machine.DocScores` that receives every chunk (its texts,
+    which are copies of reference-model documents, their occurrence log-likelihood ratios)
+    for the per-document scores."""
     tally = Tally(occurrence_bins=np.zeros(reference.occurrence.edges_.size + 1, np.int64))
     reservoir = Reservoir(max_sample_docs, rng)
     cuts = np.quantile(reference.heldout_logppl, [1 / 3, 2 / 3])
@@ -109,6 +113,11 @@ def stream_candidate(spec: str, reference: Reference, *, text_field: str | None,
         copy = [t in reference.model_texts for t in chunk]
         scored = [d for d, c in zip(ids, copy) if not c]
         tally.n_copies += len(chunk) - len(scored)
+        if doc_scores is not None:
+            llr = np.full(len(chunk), np.nan)
+            if scored:
+                llr[~np.asarray(copy)] = reference.occurrence.scores(scored)
+            doc_scores.add(chunk, copy, llr)
         if scored:
             logppl = detector.scores(scored)
             tally.n_scored += len(scored)

@@ -14,7 +14,8 @@ a wide interval and so, honestly, fewer verdicts (the caveats say when a sample 
 size depends on the text, such as distinct-n or entropy: the reference's own value on an
 equal-size sample, or the human baseline of a coverage).
 
-The table :data:`RULES` is the documented list; its keys are the signal names of the JSON.
+The table :data:`RULES` (filled by :func:`.registry.signal`) maps the signal names of the JSON
+to their rules; the built-in ones are declared in :mod:`.builtin`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import math
 from dataclasses import dataclass
 
 VERDICTS = ("ok", "watch", "alert")
+#: The verdict of a signal reported without a judgement (it counts in no severity).
+NOT_JUDGED = "not judged"
 
 
 @dataclass(frozen=True)
@@ -63,40 +66,14 @@ class Rule:
                 "judged_on": "ci_low" if self.direction == "higher" else "ci_high"}
 
 
-_DIVERSITY = "the reference's value on an equal-size sample (the delta's 0)"
-
-#: signal name -> its rule. Relative thresholds are shares of the baseline's size.
-RULES: dict[str, Rule] = {
-    # Lexical diversity, candidate minus reference at equal size: a relative fall of 10% of
-    # the reference's own value is already outside what fresh human samples show at the
-    # sizes audited (their intervals are a few per cent wide); 25% is a collapsed text.
-    **{f"distinct_{n}_delta": Rule("lower", 0.10, 0.25, "relative", _DIVERSITY)
-       for n in (1, 2, 3, 4)},
-    # Entropy is in nats, a log scale: 5% of ~7 nats is ~30% fewer effective word types.
-    "entropy_delta": Rule("lower", 0.05, 0.15, "relative", _DIVERSITY),
-    "compression_ratio_delta": Rule("higher", 0.10, 0.25, "relative", _DIVERSITY),
-    # self-BLEU is on sacrebleu's 0-100 scale; human prose scores ~5-30.
-    "self_bleu_delta": Rule("higher", 5.0, 15.0, "absolute", "0 (no change), BLEU points"),
-    "tail_coverage": Rule("lower", 0.10, 0.25, "relative",
-                          "the share a second, disjoint reference sample of the same size "
-                          "covers (the human baseline)"),
-    "perplexity_shift": Rule("higher", 0.10, 0.25, "absolute",
-                             "0: a third of the documents in each bucket"),
-    "near_duplicate_rate": Rule("higher", 0.05, 0.20, "absolute",
-                                "the reference's rate on as many documents"),
-    "ai_share": Rule("higher", 0.10, 0.30, "absolute", "0: no AI-written documents"),
-    "detector_positive_rate": Rule("higher", 0.05, 0.20, "absolute",
-                                   "target_fpr, the rate on human text by calibration"),
-    "watermark_hit_rate": Rule("higher", 0.01, 0.05, "absolute",
-                               "the z-test's false-positive rate on unwatermarked text"),
-    "semantic_coverage": Rule("lower", 0.10, 0.25, "relative",
-                              "the coverage a second, disjoint reference sample reaches"),
-}
+#: signal name -> its rule, filled by the signal registrations (:mod:`.registry`,
+#: :mod:`.builtin`): each signal's rule is declared next to the function that measures it.
+RULES: dict[str, Rule] = {}
 
 
 def worst(verdicts) -> str:
-    """The most severe of some verdicts ("ok" for none)."""
-    return max(verdicts, key=VERDICTS.index, default="ok")
+    """The most severe of some verdicts ("ok" for none; "not judged" ones are skipped)."""
+    return max((v for v in verdicts if v in VERDICTS), key=VERDICTS.index, default="ok")
 
 
 def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:

@@ -103,6 +103,29 @@ def conditional_error(grams: list[np.ndarray], w: np.ndarray, eig: np.ndarray, r
     return np.stack(out, axis=1)
 
 
+def conditional_error_mix(gram0: np.ndarray, real: list[np.ndarray], synthetic: list[np.ndarray],
+                          w: np.ndarray, eig: np.ndarray, ridge: float, noise_var: float,
+                          synthetic_var: float) -> np.ndarray:
+    """(D, G) E[err | designs] under mix with fresh real data: generation 0 fits the real
+    rows of ``gram0``; generation g >= 1 fits k fresh real rows (Gram real[g-1]) labelled
+    by w* and s rows (Gram synthetic[g-1]) labelled by w_{g-1}. Fresh real noise is
+    independent of the past, so with H = (G_r + G_s + ridge I)^+:
+    b_g = H (G_r w* + G_s b_{g-1}), C_g = H (sigma^2 G_r + G_s C_{g-1} G_s + sigma_s^2 G_s) H."""
+    d = len(w)
+    eye = ridge * np.eye(d)
+    h = pinv_sym(gram0 + eye)
+    b = np.einsum("rij,rjk,k->ri", h, gram0, w)
+    cov = noise_var * (h @ gram0 @ h)
+    out = [_error(b, cov, w, eig)]
+    for g_r, g_s in zip(real, synthetic):
+        g_r, g_s = np.broadcast_to(g_r, cov.shape), np.broadcast_to(g_s, cov.shape)
+        h = pinv_sym(g_r + g_s + eye)
+        b = np.einsum("rij,rj->ri", h, np.einsum("rij,j->ri", g_r, w) + np.einsum("rij,rj->ri", g_s, b))
+        cov = h @ (noise_var * g_r + g_s @ cov @ g_s + synthetic_var * g_s) @ h
+        out.append(_error(b, cov, w, eig))
+    return np.stack(out, axis=1)
+
+
 def _error(b: np.ndarray, cov: np.ndarray, w: np.ndarray, eig: np.ndarray) -> np.ndarray:
     """(D,) (b - w*)'Sigma(b - w*) + tr(Sigma C)."""
     return (((b - w) ** 2) * eig).sum(axis=1) + np.einsum("rii,i->r", cov, eig)
@@ -132,7 +155,7 @@ class Setting:
 
 
 def monte_carlo(s: Setting, policy: str, generations: int, n_designs: int | None = None,
-                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                seed: int = 0, mix: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(G,) mean over design draws of the exact conditional expected error, and (G,) its
     standard error. Designs are drawn as the family draws them (see the module docstring
     of ``models.linear_regression``)."""
@@ -155,9 +178,38 @@ def monte_carlo(s: Setting, policy: str, generations: int, n_designs: int | None
         for _ in range(generations - 1):
             xs = rng.standard_normal((n_designs, t0, d)) * root
             grams.append(np.swapaxes(xs, 1, 2) @ xs)
+    if policy == "mix":
+        err = _mix_error(s, x, rng, generations, mix, root, w)
+        return err.mean(axis=0), err.std(axis=0, ddof=1) / np.sqrt(n_designs)
     noise = [s.noise**2] + [s.synthetic_var] * (generations - 1)
     err = conditional_error(grams, w, s.eigenvalues, s.ridge, noise, policy)
     return err.mean(axis=0), err.std(axis=0, ddof=1) / np.sqrt(n_designs)
+
+
+def _gram_rows(x: np.ndarray, index: np.ndarray) -> np.ndarray:
+    rows = x[:, index]
+    return np.swapaxes(rows, 1, 2) @ rows
+
+
+def _mix_error(s: Setting, x: np.ndarray, rng: np.random.Generator, generations: int,
+               sizes: tuple[int, int], root: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Designs as the family lays them under mix with fresh real data: a fixed design's
+    real part is rows 0..k-1 and its synthetic part the last s rows (cyclically); a fresh
+    design draws both anew each generation."""
+    k, n_syn = sizes
+    length = x.shape[1]
+    g0 = _gram_rows(x, np.arange(s.n_train) % length)
+    if s.design == "fixed":
+        real = [_gram_rows(x, np.arange(k) % length)] * (generations - 1)
+        syn = [_gram_rows(x, (length - n_syn + np.arange(n_syn)) % length)] * (generations - 1)
+    else:
+        real, syn = [], []
+        for _ in range(generations - 1):
+            xr = rng.standard_normal((len(x), k, s.dim)) * root
+            xs = rng.standard_normal((len(x), n_syn, s.dim)) * root
+            real.append(np.swapaxes(xr, 1, 2) @ xr)
+            syn.append(np.swapaxes(xs, 1, 2) @ xs)
+    return conditional_error_mix(g0, real, syn, w, s.eigenvalues, s.ridge, s.noise**2, s.synthetic_var)
 
 
 def infinite_mean(s: Setting) -> str | None:
@@ -215,12 +267,20 @@ def ols_replace(sigma2: float, d: int, t: int, t0: int, n: np.ndarray,
     return sigma2 * d / (t - d - 1) + (n - 1) * s2s * d / (t0 - d - 1)
 
 
-def expected_error(s: Setting, policy: str, generations: int) -> tuple[np.ndarray, np.ndarray | None, str]:
+def expected_error(s: Setting, policy: str, generations: int,
+                   mix: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray | None, str]:
     """(G,) E[test error] per generation 0..G-1, its standard error (None when exact) and a
-    label naming the form. Raises ValueError when the expectation is infinite."""
+    label naming the form. ``mix`` = (real, synthetic rows per generation) for policy
+    'mix' with fresh real data. Raises ValueError when the expectation is infinite."""
     why = infinite_mean(s)
     if why:
         raise ValueError(why)
+    if policy == "mix":
+        if s.ridge == 0 and sum(mix) <= s.dim + 1:
+            raise ValueError(f"E[test error] may be infinite for ridge 0 with {sum(mix)} rows per "
+                             f"generation and dim={s.dim}")
+        mean, se = monte_carlo(s, "mix", generations, mix=mix)
+        return mean, se, "exact given X, Monte Carlo over designs (fresh real data)"
     n = np.arange(1, generations + 1)
     d, t, t0, s2 = s.dim, s.n_train, s.n_gen, s.noise**2
     biased = s.temperature != 1.0 or s.truncation != 1.0

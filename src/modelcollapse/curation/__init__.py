@@ -17,6 +17,7 @@ from .detectors import (ClassifierDetector, Detector, DetectorFilter, Likelihood
                         OracleDetector, TextDetector)
 from .selection import DiversitySelection, TopQuality, Verifier
 from .watermark import Watermark, WatermarkDetector
+from .zeroshot import ZeroShotDetector
 
 # name -> detector class, for configs and `modelcollapse list` (--set detector=NAME).
 DETECTORS: Registry[type] = Registry("detector")
@@ -24,10 +25,11 @@ DETECTORS.add("watermark", WatermarkDetector)
 DETECTORS.add("likelihood", LikelihoodDetector)
 DETECTORS.add("classifier", ClassifierDetector)
 DETECTORS.add("oracle", OracleDetector)
+DETECTORS.add("zeroshot", ZeroShotDetector)
 
 __all__ = ["Batch", "Block", "ChainResult", "Decision", "chain", "run_chain", "filter_metrics",
            "Threshold", "calibrate", "min_calibration_size",
            "ExactDedup", "NearDedup", "duplicate_share",
            "Detector", "TextDetector", "DetectorFilter", "LikelihoodDetector",
            "ClassifierDetector", "OracleDetector", "Watermark", "WatermarkDetector",
-           "TopQuality", "DiversitySelection", "Verifier", "DETECTORS"]
+           "TopQuality", "DiversitySelection", "Verifier", "DETECTORS", "ZeroShotDetector"]

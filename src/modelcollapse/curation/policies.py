@@ -37,14 +37,11 @@ from ..capabilities import (GeneratesText, RecordsCuration, RefitsOnDocuments, W
 from ..errors import UserError
 from ..provenance import SYNTHETIC
 from ..policies import Mix, MixParams, Policy, Step, register
-from ..randomness import SHARED
 from .base import Batch, Block, filter_metrics, run_chain
 from .calibration import min_calibration_size
 from .dedup import ExactDedup, NearDedup
-from .detectors import (ClassifierDetector, DetectorFilter, LikelihoodDetector,
-                        OracleDetector)
+from . import pipeline
 from .selection import DiversitySelection, TopQuality
-from .watermark import WatermarkDetector
 
 
 def _measured(batch: Batch, result) -> dict[str, float]:
@@ -117,11 +114,6 @@ def _check_pool(p) -> None:
 COMMON_MEASURES = ("dropped_share", "kept_synthetic_share")
 DETECTOR_MEASURES = ("detector_precision", "detector_recall", "detector_fpr",
                      "detector_flagged_share")
-
-
-def dropped(*blocks: type[Block]) -> tuple[str, ...]:
-    """The drop-count measures of blocks, from their declared reasons."""
-    return tuple(f"dropped_{block.reason}" for block in blocks)
 
 
 class _PoolPolicy(Mix, RecordsCuration):
@@ -269,31 +261,7 @@ class Filtered(_PoolPolicy):
 
     def detector(self, step: Step):
         if self._detector is None:
-            p, family = self.params, step.family
-            data = family.data
-            V = len(data.vocab)
-            if p.detector == "oracle":
-                det = OracleDetector(p.oracle_recall, p.oracle_fpr)
-            elif p.detector == "watermark":
-                det = WatermarkDetector(family.watermark, p.watermark_z)
-            else:
-                known = reference_words(data.validation, V)
-                if p.detector == "likelihood":
-                    det = LikelihoodDetector(p.detector_order, p.target_fpr,
-                                             side=p.likelihood_side)
-                    det.fit(restrict(data.validation, known), restrict(data.test, known), V)
-                else:
-                    # Machine-written training text comes from a held-out generation-0
-                    # model: fitted on the real train split, sampled with the loop's settings.
-                    rng = step.stream.seeds.generator("curate", SHARED, "classifier")
-                    generated = family.generate(family.fit_one(data.train),
-                                                len(data.validation), rng, step.sampling)
-                    det = ClassifierDetector(p.target_fpr, seed=0).fit(
-                        restrict(data.validation, known), restrict(generated, known),
-                        restrict(data.test, known))
-                self._detector = SeenWords(DetectorFilter(det), known)
-                return self._detector
-            self._detector = DetectorFilter(det)
+            self._detector = pipeline.detector_block(self.params.detector, self.params, step)
         return self._detector
 
     def blocks(self, step: Step) -> list:
@@ -308,7 +276,9 @@ class CurateParams(MixParams):
     per-token log-likelihood under a human-only trigram model (1: off). diversity_keep:
     share kept by a draw weighted toward documents with rare bigrams (1: off), which
     counters the loss of tails. cluster_cap: at most this many documents per
-    near-duplicate cluster in the diversity step (0: no cap)."""
+    near-duplicate cluster in the diversity step (0: no cap). pipeline: instead of those
+    flags, the blocks in order as one string, e.g. "exact_dedup, near_dedup=0.8,
+    top_quality=0.8, likelihood=0.05" (registered blocks: curation/pipeline.py)."""
 
     real_fraction: float = 0.0
     pool_factor: float = 1.0
@@ -317,10 +287,19 @@ class CurateParams(MixParams):
     quality_keep: float = 1.0
     diversity_keep: float = 1.0
     cluster_cap: int = 0
+    pipeline: str | None = None   # unset: the flags above (kept out of the cell's identity)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_pool(self)
+        if self.pipeline is not None:
+            pipeline.parse(self.pipeline)
+            flags = {"dedup": True, "near_dedup": 0.8, "quality_keep": 1.0,
+                     "diversity_keep": 1.0, "cluster_cap": 0}
+            changed = [k for k, v in flags.items() if getattr(self, k) != v]
+            if changed:
+                raise UserError(f"params.pipeline and params.{changed[0]} both configure the "
+                                f"curated blocks; give the pipeline alone")
         if not (self.near_dedup == 0.0 or 0.0 < self.near_dedup <= 1.0):
             raise UserError(f"params.near_dedup must be 0 (off) or in (0, 1]; got {self.near_dedup}")
         for name in ("quality_keep", "diversity_keep"):
@@ -335,8 +314,8 @@ class Curated(_PoolPolicy):
     name = "curated"
     description = "pool as mix (real_fraction), then exact dedup -> near dedup -> quality -> diversity selection"
     Params = CurateParams
-    measures = COMMON_MEASURES + dropped(ExactDedup, NearDedup, TopQuality, DiversitySelection) + (
-        "dropped_cluster_cap",)
+    # Every registered block's reasons (a pipeline may hold any of them, detectors included).
+    measures = COMMON_MEASURES + DETECTOR_MEASURES + tuple(f"dropped_{r}" for r in pipeline.reasons())
 
     def __init__(self, params: Any) -> None:
         super().__init__(params)
@@ -344,11 +323,16 @@ class Curated(_PoolPolicy):
 
     def check_family(self, family: Any) -> None:
         super().check_family(family)
+        if self.params.pipeline is not None:
+            pipeline.check(pipeline.parse(self.params.pipeline), family, "params.pipeline")
         if self.params.quality_keep < 1.0 and not family.data.validation:
             raise UserError("the quality selection scores documents under a model of the "
                             "validation split, which is empty: set validation_share > 0")
 
     def blocks(self, step: Step) -> list:
+        if self._blocks is None and self.params.pipeline is not None:
+            self._blocks = [spec.build(number, step)
+                            for spec, number in pipeline.parse(self.params.pipeline)]
         if self._blocks is None:
             p, data = self.params, step.family.data
             blocks: list = []

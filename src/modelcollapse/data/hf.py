@@ -89,8 +89,10 @@ class HfSource:
                                         f"{', '.join(loaded)})")
                     loaded = loaded[self.split]
             else:
-                loaded = datasets.load_dataset(self.name, self.config, split=self.split,
-                                               cache_dir=os.environ.get("HF_DATASETS_CACHE"))
+                from ..hub import hub_access
+                with hub_access() as self._offline:   # no retry loop when there is no network
+                    loaded = datasets.load_dataset(self.name, self.config, split=self.split,
+                                                   cache_dir=os.environ.get("HF_DATASETS_CACHE"))
         except UserError:
             raise
         except ImportError as error:
@@ -117,11 +119,14 @@ class HfSource:
             return UserError(f"{label}: no dataset could be read from the local path "
                              f"'{self.name}' ({_first_line(error)})")
         not_found = type(error).__name__ in {"DatasetNotFoundError", "RepositoryNotFoundError"}
-        if not_found and not _offline():
+        if not_found and not _offline() and not getattr(self, "_offline", False):
             return UserError(f"{label} was not found on the Hugging Face Hub, or it is private "
                              f"or gated; check the name")
         cache = os.environ.get("HF_DATASETS_CACHE") or self._datasets.config.HF_DATASETS_CACHE
-        return UserError(f"{label} is not available offline and not in the local datasets cache "
+        from ..hub import endpoint, offline_requested
+        why = ("is not available offline" if offline_requested() else
+               f"cannot be fetched (the Hub at {endpoint()} did not answer within 2 s)")
+        return UserError(f"{label} {why} and is not in the local datasets cache "
                          f"({cache}); download it where there is network access, or pass a "
                          f"local file")
 

@@ -65,6 +65,11 @@ class Metric:
     implementations: list[Implementation]
     policy_requires: tuple[type[PolicyCapability], ...] = ()
     sparse: bool = False   # undefined at some generations (returns NaN there; no row is stored)
+    # What plots draw by default: "mean" (with its 95% CI) or "median" (with the 10-90% band
+    # of the chains), the latter for heavy-tailed metrics whose mean a few chains dominate.
+    center: Literal["mean", "median"] = "mean"
+    # Computed only when named (--metrics / metrics = [...]): costly sample-based metrics.
+    opt_in: bool = False
 
     @property
     def requires(self) -> str:
@@ -104,13 +109,17 @@ METRICS: Registry[Metric] = Registry("metric")
 def metric(name: str, *, direction: Direction, description: str,
            requires: tuple[type[Capability], ...] = (),
            applies: Callable[[Any], bool] | None = None,
-           policy_requires: tuple[type[PolicyCapability], ...] = (), sparse: bool = False):
+           policy_requires: tuple[type[PolicyCapability], ...] = (), sparse: bool = False,
+           center: Literal["mean", "median"] = "mean", opt_in: bool = False):
     """Register ``fn(ctx) -> (R,) array`` as metric ``name`` for families that provide
     ``requires`` (and, when given, only under policies that provide ``policy_requires``).
     Registering the same name again adds an implementation for other capabilities; direction,
     description, policy requirements and sparseness must then be the same (one name, one
     meaning). A ``sparse`` metric may return NaN where it is undefined (a filter's precision
-    at generation 0, before any filtering): those values are left out of the results."""
+    at generation 0, before any filtering): those values are left out of the results.
+    ``center`` is what plots and the report draw by default: the mean with its 95% CI, or,
+    for heavy-tailed metrics, the median with the 10-90% band of the chains. An ``opt_in``
+    metric is computed only when a run names it (costly sample-based metrics)."""
 
     def wrap(fn: Callable[[MetricContext], np.ndarray]) -> Callable[[MetricContext], np.ndarray]:
         impl = Implementation(fn, tuple(requires), applies)
@@ -123,7 +132,7 @@ def metric(name: str, *, direction: Direction, description: str,
             old.implementations.append(impl)
         else:
             METRICS.add(name, Metric(name, direction, description, [impl],
-                                     tuple(policy_requires), sparse))
+                                     tuple(policy_requires), sparse, center, opt_in))
         return fn
 
     return wrap

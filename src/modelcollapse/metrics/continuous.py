@@ -136,7 +136,7 @@ def _truth_tails(ctx: MetricContext) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return ctx.state.tails
 
 
-@metric("tail_mass", direction="truth", requires=(HasMoments, HasDensity),
+@metric("tail_mass", direction="truth", requires=(HasMoments, HasDensity), center="median",
         description="model mass beyond the truth's 0.135%/99.865% marginal quantiles (3 sigma), "
                     "relative to the truth's (1 = tails intact)")
 def tail_mass(ctx: MetricContext) -> np.ndarray:

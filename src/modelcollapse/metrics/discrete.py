@@ -39,7 +39,7 @@ def missing_mass(ctx: MetricContext) -> np.ndarray:
 
 
 @metric("hutter_error", direction="lower", requires=CAT,
-        description="sum_i p_i (1 - q_i)^T: error of a memorizer trained on T draws from the model (Dohmatob et al. 2024)")
+        description="sum_i p_i (1 - q_i)^T: error of a memorizer trained on T draws from the model (Dohmatob, Feng, Yang, Charton and Kempe 2024, \"A tale of tails\")")
 def hutter_error(ctx: MetricContext) -> np.ndarray:
     t = ctx.family.params.hutter_T or ctx.n_samples
     # (1 - q)^T computed as exp(T log1p(-q)) to stay accurate for tiny q and large T.

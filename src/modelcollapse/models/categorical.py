@@ -1,6 +1,6 @@
 """The categorical family: K outcomes, modelled by the empirical distribution.
 
-This is the "memorizer" of Dohmatob, Feng and Kempe (2024, "A Tale of Tails"): the model
+This is the "memorizer" of Dohmatob, Feng, Yang, Charton and Kempe (2024, "A Tale of Tails"): the model
 is the vector of observed frequencies, so an outcome that is not drawn in one generation is
 lost forever. Truth: uniform, or Zipf with p_i proportional to i^-beta.
 
@@ -126,7 +126,7 @@ def inverse_cdf(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
 class Categorical(Family, HasProbabilities):
     name = "categorical"
     overview = ('support_size', 'entropy', 'hutter_error')   # the report's headline panels
-    description = "K outcomes (uniform or Zipf truth) modelled by the empirical distribution (Dohmatob et al. 2024)"
+    description = "K outcomes (uniform or Zipf truth) modelled by the empirical distribution (Dohmatob, Feng, Yang, Charton and Kempe 2024)"
     Params = CategoricalParams
     default_n_samples = 1000
 

@@ -26,6 +26,7 @@ the Gram matrix and X'y of the previous training set are updated with the new ro
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -153,6 +154,10 @@ class LinearRegression(Family, HasCoefficients):
     Params = RegressionParams
     default_n_samples = 32
 
+    def __init__(self, params: RegressionParams, n_samples: int) -> None:
+        super().__init__(params, n_samples)
+        self._designs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # per chunk
+
     @classmethod
     def default_samples(cls, params: RegressionParams) -> int:
         return params.n_train
@@ -182,7 +187,11 @@ class LinearRegression(Family, HasCoefficients):
 
     def real_source(self, streams: Streams, stats: bool) -> Callable[[int, int], Samples]:
         p = self.params
-        design = self._design(streams["design"], max(p.n_train, p.t_gen))
+        # The loop asks for a real source twice per chunk (generation 0, then fresh real data
+        # for the policies): both must lay real rows on the same fixed design.
+        design = self._designs.get(streams)
+        if design is None:
+            design = self._designs[streams] = self._design(streams["design"], max(p.n_train, p.t_gen))
 
         def draw(n: int, generation: int) -> Samples:
             # Generation 0 and a mix's real part use rows 0..n-1; fresh real data under a

@@ -69,7 +69,8 @@ from ..metrics import METRICS  # noqa: E402
 from ..runs.config import CellConfig  # noqa: E402
 from ..runs.store import RunStore, write_bytes  # noqa: E402
 from ..runs.study import Study  # noqa: E402
-from .plots import summarize  # noqa: E402
+from .plots import center_of, summarize  # noqa: E402
+from .grids import grids_section  # noqa: E402
 from .samples import samples_section  # noqa: E402
 
 #: The relative moves from the generation-0 mean reported in the summary tables.
@@ -157,14 +158,15 @@ def _panel(study: Study, cells: list[CellConfig], colors: dict[str, str],
     theory_labels: dict[str, None] = {}
     truth = None
     legend = len(cells) <= MAX_LEGEND_CELLS
+    line, band_lo, band_hi, caption = center_of(metric)
     for cell in cells:
         s = series.get(cell.key)
         if s is None or s.empty:
             continue
         color = colors[cell.key]
         label = study.label(cell, within_family=True)
-        ax.plot(s.index, s["mean"], color=color, lw=1.6, label=label if legend else None)
-        ax.fill_between(s.index, s["lo"], s["hi"], color=color, alpha=0.2, lw=0)
+        ax.plot(s.index, s[line], color=color, lw=1.6, label=label if legend else None)
+        ax.fill_between(s.index, s[band_lo], s[band_hi], color=color, alpha=0.2, lw=0)
         gens = np.arange(cell.generations)
         curve = theory.curve(cell.family, cell.policy, cell.params, cell.n_samples, metric, gens)
         if curve is not None and curve.values is not None:
@@ -188,7 +190,7 @@ def _panel(study: Study, cells: list[CellConfig], colors: dict[str, str],
             notes.append(f"the truth's value {truth:.4g} is far off this scale and not drawn")
     ax.set_xlabel("generation")
     ax.set_ylabel(metric)
-    ax.set_title(f"{family}: {metric}", fontsize=10)
+    ax.set_title(f"{family}: {metric}" + ("" if line == "mean" else f" ({caption})"), fontsize=10)
     ax.grid(True, color="0.92", lw=0.8)
     ax.set_axisbelow(True)
     right = 1.0
@@ -257,7 +259,12 @@ def _howto() -> str:
     return f"""<section class=howto id=howto><h2 style="border:0;margin-top:8px">How to read this</h2>
 <p>Each figure shows one metric against generation (0 = the model fitted on real data).
 Solid line: the mean over replicates; band: the 95% confidence interval of that mean
-(t quantile times the standard error); dashed: the closed form from the literature, where
+(t quantile times the standard error). Heavy-tailed metrics (registered with
+<code>center = "median"</code>: <code>tail_mass</code>, <code>tail_mass_centered</code>) are
+drawn instead as the median over replicates with the band from the 10% to the 90% quantile
+of the chains, and their figure's title says so: their mean is dominated by a few chains
+(a drifted mean puts a whole bulk beyond the truth's 3-sigma quantiles) and would say the
+opposite of what most chains do. Dashed: the closed form from the literature, where
 one exists (a note below the figure says why it is absent when it is undefined); dotted
 grey: the metric evaluated on the true distribution.</p>
 <p>The table beside each figure gives, per cell, the mean at generation 0 (g0), the mean at
@@ -418,7 +425,7 @@ def render(store: RunStore, study: Study, data: pd.DataFrame) -> str:
         f"<title>{title}</title><style>{CSS}</style></head><body>"
         + _header(store, study, done) + warn
         + f"<nav>{''.join(nav)}<a href=\"#cells\">cells</a><a href=\"#howto\">how to read</a></nav>"
-        + _howto() + "".join(sections) + samples_section(store, study)
+        + _howto() + "".join(sections) + samples_section(store, study) + grids_section(store, study)
         + _cells_section(study, done_keys) + "</body></html>\n")
 
 

@@ -1,7 +1,10 @@
 """PNG plots of every metric against generation, with 95% bands and theory overlays.
 
 One figure per (family, metric) with one line per cell: the mean over replicates and a
-band of the 95% confidence interval of that mean (t quantile times the standard error).
+band of the 95% confidence interval of that mean (t quantile times the standard error), or,
+for metrics registered with ``center="median"`` (heavy-tailed ones such as ``tail_mass``,
+whose mean a few chains dominate), the median and the band from the 10% to the 90% quantile
+of the chains; the panel's title says which.
 Where the literature gives a closed form, it is drawn dashed in the cell's colour; where a
 closed form exists but is undefined for the setting, the figure says so and why. Metrics
 compared with the truth get a dotted grey line at the true distribution's value.
@@ -30,18 +33,33 @@ PANELS_PER_FAMILY = 3
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Per generation: mean, lo, hi (95% CI of the mean over finite values), n, n_nonfinite."""
+    """Per generation: mean, lo, hi (95% CI of the mean over finite values), n, n_nonfinite,
+    and the median, q10 and q90 of the finite values (the chains' spread)."""
     finite = np.isfinite(df["value"].to_numpy())
     g = df[finite].groupby("generation")["value"]
-    out = pd.DataFrame({"mean": g.mean(), "sd": g.std(ddof=1), "n": g.count()})
+    out = pd.DataFrame({"mean": g.mean(), "sd": g.std(ddof=1), "n": g.count(),
+                        "median": g.median(), "q10": g.quantile(0.1), "q90": g.quantile(0.9)})
     half = stats.t.ppf(0.975, np.maximum(out["n"] - 1, 1)) * out["sd"].fillna(0.0) / np.sqrt(out["n"])
     out["lo"], out["hi"] = out["mean"] - half, out["mean"] + half
     out["n_nonfinite"] = int((~finite).sum())
     return out
 
 
-def _draw(ax, study: Study, data: pd.DataFrame, family: str, metric: str, legend: bool = True) -> None:
+CENTERS = {"mean": ("mean", "lo", "hi", "mean, 95% CI"),
+           "median": ("median", "q10", "q90", "median, 10-90% of chains")}
+
+
+def center_of(metric: str, override: str | None = None) -> tuple[str, str, str, str]:
+    """(line column, band low, band high, caption) for ``metric``: its registered default
+    (``center="median"`` for heavy-tailed metrics) unless ``override`` names one."""
+    choice = override or getattr(METRICS.get(metric), "center", "mean")
+    return CENTERS[choice]
+
+
+def _draw(ax, study: Study, data: pd.DataFrame, family: str, metric: str, legend: bool = True,
+          center: str | None = None) -> None:
     cells = [c for c in study.cells if c.family == family and metric in c.metrics]
+    line, band_lo, band_hi, caption = center_of(metric, center)
     notes, truth = [], None
     for i, cell in enumerate(cells):
         color = f"C{i % 10}"
@@ -52,8 +70,8 @@ def _draw(ax, study: Study, data: pd.DataFrame, family: str, metric: str, legend
         label = study.label(cell, within_family=True)
         if s["n_nonfinite"].iloc[0] if len(s) else 0:
             label += f" ({int(s['n_nonfinite'].iloc[0])} non-finite omitted)"
-        ax.plot(s.index, s["mean"], color=color, lw=1.6, label=label)
-        ax.fill_between(s.index, s["lo"], s["hi"], color=color, alpha=0.2, lw=0)
+        ax.plot(s.index, s[line], color=color, lw=1.6, label=label)
+        ax.fill_between(s.index, s[band_lo], s[band_hi], color=color, alpha=0.2, lw=0)
         gens = np.arange(cell.generations)
         curve = theory.curve(cell.family, cell.policy, cell.params, cell.n_samples, metric, gens)
         if curve is not None and curve.values is not None:
@@ -71,7 +89,7 @@ def _draw(ax, study: Study, data: pd.DataFrame, family: str, metric: str, legend
                     ha="right", va="top", fontsize=7, color="0.4")
     ax.set_xlabel("generation")
     ax.set_ylabel(metric)
-    ax.set_title(f"{family}: {metric}", fontsize=10)
+    ax.set_title(f"{family}: {metric}" + ("" if line == "mean" else f" ({caption})"), fontsize=10)
     if notes:
         ax.text(0.02, 0.02, "\n".join(notes), transform=ax.transAxes, fontsize=7, va="bottom",
                 color="0.3", wrap=True)
@@ -86,8 +104,11 @@ def _save(fig, path: Path, dpi: int) -> None:
     os.replace(tmp, path)
 
 
-def plot_study(study: Study, data: pd.DataFrame, folder: str | Path) -> list[Path]:
-    """Write plots/<family>__<metric>.png for every metric and plots/overview.png."""
+def plot_study(study: Study, data: pd.DataFrame, folder: str | Path,
+               center: str | None = None) -> list[Path]:
+    """Write plots/<family>__<metric>.png for every metric and plots/overview.png. Each
+    metric is drawn as its registered ``center`` (mean with 95% CI, or median with the
+    10-90% band for heavy-tailed metrics) unless ``center`` ('mean' or 'median') overrides."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -97,7 +118,7 @@ def plot_study(study: Study, data: pd.DataFrame, folder: str | Path) -> list[Pat
                    if any(m in c.metrics for c in study.cells if c.family == family)]
         for metric in metrics:
             fig, ax = plt.subplots(figsize=(6.4, 4.2))
-            _draw(ax, study, data, family, metric)
+            _draw(ax, study, data, family, metric, center=center)
             fig.tight_layout()
             path = folder / f"{family}__{metric}.png"
             _save(fig, path, dpi=110)
@@ -117,10 +138,11 @@ def plot_study(study: Study, data: pd.DataFrame, folder: str | Path) -> list[Pat
         rows = -(-len(panels) // cols)
         fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 3.6 * rows), squeeze=False)
         for ax, (f, m) in zip(axes.ravel(), panels):
-            _draw(ax, study, data, f, m)
+            _draw(ax, study, data, f, m, center=center)
         for ax in axes.ravel()[len(panels):]:
             ax.axis("off")
-        fig.suptitle(f"{study.name}: mean over replicates, 95% CI band, theory dashed, truth dotted",
+        fig.suptitle(f"{study.name}: mean over replicates with 95% CI (median with 10-90% band where "
+                     f"the panel says so), theory dashed, truth dotted",
                      fontsize=11)
         fig.tight_layout()
         path = folder / "overview.png"

@@ -2,12 +2,15 @@
 
 The report asks the family itself (built from the registry, not through the loop) for its
 truth as a one-replicate model and evaluates the metric on it, when that means something:
-only ``truth``-direction metrics of families that have a truth model, and never for a text
-family whose corpus is gone or no longer the one that ran.
+only ``truth``-direction metrics of families that have a truth model (and every measured,
+non-``info`` metric of a family whose truth is a real data set, :class:`RealReference`: the
+images' real-vs-real lines), and never for a text family whose corpus is gone or no longer
+the one that ran.
 """
 
 from __future__ import annotations
 
+from ..capabilities import RealReference
 from ..catalog import FAMILIES, METRICS
 from ..errors import UserError
 from ..metrics import MetricContext
@@ -19,9 +22,11 @@ from ..runs.config import CellConfig
 def truth_value(cell: CellConfig, metric: str) -> float | None:
     """The metric on the truth for this cell, or None when it is not meaningful."""
     m = METRICS.get(metric)
-    if m.direction != "truth" or cell.family not in FAMILIES:
+    if cell.family not in FAMILIES:
         return None
     cls = FAMILIES.get(cell.family)
+    if m.direction == "info" or (m.direction != "truth" and not issubclass(cls, RealReference)):
+        return None
     try:
         family = cls(cell.sub_params(cls.Params, "family"), cell.n_samples)
         if any(cell.params.get(k, v) != v for k, v in family.fingerprint().items()):

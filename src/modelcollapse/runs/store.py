@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import errno
 import gzip
 import io
 import json
@@ -67,16 +68,29 @@ def fault_point(name: str) -> None:
 fault_point.counts = {}  # type: ignore[attr-defined]
 
 
+class WriteError(UserError, OSError):
+    """A write the system refused (disk full, quota, read-only), naming the file: a user's
+    error for the CLI (one sentence), still an OSError for callers that catch those."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
     """Write ``path`` via a temporary sibling, fsync, then rename (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as e:   # disk full, quota, read-only: name the file (write errors carry none)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG):
+            raise WriteError(e.errno, f"cannot write {path}: {e.strerror}; the previous file, "
+                                      f"if any, is intact") from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -192,6 +206,7 @@ class RunStore:
         folder already holds this study (with ``extend``: this study or a smaller one of it),
         False when it is new or empty."""
         study_file = self.root / "study.toml"
+        resolved = {"format": FORMAT_VERSION, **study.to_dict()}
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"output path {self.root} exists and is not a folder")
         if self.root.is_dir():
@@ -286,12 +301,14 @@ class RunStore:
         folder = self.cell_dir(cell)
         if not ((folder / "DONE").exists() and (folder / "metrics.parquet").exists()):
             return None
+        from .study import parse_toml_file
         try:   # markers since --extend carry the sizes; older ones: the config beside them
             done = json.loads((folder / "DONE").read_text("utf-8"))
             if "generations" not in done:
-                done = tomllib.loads((folder / "config.toml").read_text("utf-8"))
+                from .study import parse_toml_file
+                done = parse_toml_file(folder / "config.toml", "cell config")
             return int(done["generations"]), int(done["replicates"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, UserError, RecursionError):
             return cell.generations, cell.replicates   # a marker from before sizes were kept
 
     def is_done(self, cell: CellConfig) -> bool:
@@ -414,8 +431,9 @@ CATEGORICAL = ("cell", "label", "family", "policy")
 def combine(study: Study, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One tidy table for the study: cell columns (see ``cell_columns``) followed by
     generation, replicate, metric, value. cell, label, family, policy and metric are
-    categoricals (categories in study order), so millions of rows cost a byte or two each
-    for them rather than a string."""
+    categoricals (categories in study order), and so is a swept column that is None where it
+    does not apply; millions of rows then cost a byte or two each for them rather than an
+    object. A swept column of mixed types is stored as text."""
     import numpy as np
     cells = [c for c in study.cells if c.key in tables]
     if not cells:
@@ -424,28 +442,31 @@ def combine(study: Study, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     every = [cell_columns(study, c) for c in study.cells]
     dtypes = {name: pd.CategoricalDtype(list(dict.fromkeys(cols[name] for cols in every)))
               for name in CATEGORICAL}
+    as_text = set()
+    for axis in study.axes:
+        if axis in CATEGORICAL:
+            continue
+        values = [cols[axis] for cols in every]
+        present = [v for v in values if v is not None]
+        if len({type(v) for v in present}) > 1:
+            as_text.add(axis)
+        elif len(present) < len(values):
+            dtypes[axis] = pd.CategoricalDtype(list(dict.fromkeys(present)))
     metrics = pd.CategoricalDtype(list(dict.fromkeys(m for c in study.cells for m in c.metrics)))
     frames = []
     for cell in cells:
         df, cols = tables[cell.key], cell_columns(study, cell)
         n = len(df)
-        for name in CATEGORICAL:
-            code = dtypes[name].categories.get_loc(cols[name])
-            cols[name] = pd.Categorical.from_codes(np.full(n, code, dtype=np.int32),
-                                                   dtype=dtypes[name])
-        df = df.assign(metric=df["metric"].astype(str).astype(metrics)
-                       if not isinstance(df["metric"].dtype, pd.CategoricalDtype)
-                       else df["metric"].astype(metrics))
+        for name, dtype in dtypes.items():
+            code = -1 if cols[name] is None else dtype.categories.get_loc(cols[name])
+            cols[name] = pd.Categorical.from_codes(np.full(n, code, dtype=np.int32), dtype=dtype)
+        for axis in as_text:
+            cols[axis] = str(cols[axis])
+        metric = df["metric"]
+        df = df.assign(metric=(metric if isinstance(metric.dtype, pd.CategoricalDtype)
+                               else metric.astype(str)).astype(metrics))
         frames.append(df.assign(**cols)[[*cols, *df.columns]])
-    out = pd.concat(frames, ignore_index=True)
-    for axis in study.axes:   # a swept column of mixed types is stored as text
-        if axis in out and out[axis].dropna().map(type).nunique() > 1:
-            out[axis] = out[axis].astype(str)
-        elif axis in out and out[axis].dtype == object:
-            # values where the axis applies, None elsewhere: a categorical keeps the values
-            # (and None as missing) at a byte per row instead of an object per row
-            out[axis] = out[axis].astype("category")
-    return out
+    return pd.concat(frames, ignore_index=True)
 
 
 class ChunkCheckpoint:

@@ -92,7 +92,7 @@ def parse_toml_file(path: Path, what: str) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise UserError(f"{what} {path} is not UTF-8 text (byte offset {e.start})") from None
     except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{what} {path} is not valid TOML: {e}") from None
+        raise UserError(f"{path} is not valid TOML, so not a valid {what}: {e}") from None
     except RecursionError:
         raise UserError(f"{what} {path} is nested too deeply to read") from None
     except ValueError as e:   # e.g. an integer of more than 4,300 digits
@@ -246,7 +246,6 @@ def _pair_sufficient_stats(cells: dict[str, CellConfig], params: dict[str, Any])
         out.setdefault(cell.key, cell)
     return out
 
-
 def physical_memory() -> int:
     """Bytes of memory of this machine (a large default where the system does not say)."""
     import os
@@ -372,7 +371,7 @@ def _resolve_cell(setting: dict[str, Any], param_keys: list[str], replicates: in
                         f"data (use replace, accumulate, verified, or mix with real_source = "
                         f"'fresh', and sufficient_stats = 'auto')")
     metrics = tuple(n for n, mt in METRICS.items() if mt.applies_to(family, fam, policy)
-                    and (wanted is None or n in wanted))
+                    and (n in wanted if wanted is not None else not mt.opt_in))
     need = 8 * generations * len(metrics) * replicates
     if need > RESULT_BYTES:
         raise UserError(f"{where}{generations} generations x {len(metrics)} metrics x {replicates} "

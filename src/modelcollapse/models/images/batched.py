@@ -1,0 +1,114 @@
+"""R replicate networks trained as one batched model: stacked weights and batched matmuls.
+
+Every layer holds the weights of all R replicates in one tensor, (R, in, out), and runs as
+one ``torch.baddbmm`` over inputs (R, B, in); the loss is the sum of the replicates' own
+losses, so each replicate's gradient is exactly its own, and Adam (element-wise) updates
+each replicate as if it trained alone. R chains cost one Python step per minibatch instead
+of R (see ``benchmarks/bench_images.py``).
+
+Chunk invariance (bit-identical results whatever the chunk size): every replicate's
+initialization, batch order and noise come from its own generators (seeded per replicate
+and generation from the run's seed tree), and a replicate's slice of a batched matmul is
+computed independently of the others. One subtlety: PyTorch's CPU kernels compute the bulk
+of an element-wise op (exp, SiLU, ...) with vector instructions and the last few elements of
+a tensor, or of a thread's share, with scalar code, which can round differently by an ulp.
+So the families keep every replicate's slice a whole number of ALIGN elements (minibatches of
+a multiple of ALIGN images, the last partial one dropped; generation in multiples of ALIGN
+images) and run torch on one thread (:func:`one_thread`): no replicate ever falls on a
+scalar tail, whichever replicates share its tensors. Likewise the BLAS kernels take another
+path for an operand that is not 64-byte aligned, so every replicate's weight matrix must
+start on a 64-byte boundary: hidden layers are a multiple of 16 units.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+
+ALIGN = 32   # elements: two AVX-512 float vectors, the widest step of PyTorch's CPU loops
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread inside (restored after): a thread's share of an
+    element-wise op would otherwise end at a point that depends on the tensor's size. On a
+    few shared cores it is also the faster setting (benchmarks/README.md, section 10)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def padded(n: int) -> int:
+    """n rounded up to a multiple of ALIGN (images generated per replicate)."""
+    return -(-n // ALIGN) * ALIGN
+
+
+def init_stacked(gens: Sequence, sizes: Sequence[int]) -> list:
+    """Weights and biases of an MLP with layer ``sizes`` for each generator's replicate:
+    [W0 (R, s0, s1), b0 (R, 1, s1), W1, b1, ...], drawn as torch's nn.Linear default
+    (uniform in +-1/sqrt(fan_in)), replicate r's from ``gens[r]`` alone."""
+    import torch
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        bound = 1.0 / math.sqrt(fan_in)
+        w = torch.stack([(torch.rand(fan_in, fan_out, generator=g) * 2 - 1) * bound for g in gens])
+        b = torch.stack([(torch.rand(1, fan_out, generator=g) * 2 - 1) * bound for g in gens])
+        params += [w.requires_grad_(), b.requires_grad_()]
+    return params
+
+
+def mlp(params: Sequence, x, activation=None):
+    """(R, B, s0) -> (R, B, s_last): affine layers with ``activation`` (SiLU by default)
+    between them (none after the last)."""
+    import torch
+    act = activation or torch.nn.functional.silu
+    n = len(params) // 2
+    for i in range(n):
+        x = torch.baddbmm(params[2 * i + 1], x.contiguous(), params[2 * i])
+        if i < n - 1:
+            x = act(x)
+    return x
+
+
+def batch_orders(rngs: Sequence[np.random.Generator], n: int, batch_size: int, epochs: int):
+    """Per epoch, per minibatch: (R, b) index tensors, each replicate's own shuffle; the last
+    partial batch is dropped (b = min(batch_size, n): see the module docstring)."""
+    import torch
+    b = min(batch_size, n)
+    for _ in range(epochs):
+        perms = np.stack([g.permutation(n) for g in rngs])
+        for lo in range(0, n - b + 1, b):
+            yield torch.from_numpy(perms[:, lo:lo + b])
+
+
+def gather(x, index):
+    """x (R, N, D), index (R, b) -> (R, b, D): each replicate's own minibatch."""
+    r, n, d = x.shape
+    flat = index + (np.arange(r) * n)[:, None] if isinstance(index, np.ndarray) else \
+        index + __import__("torch").arange(r)[:, None] * n
+    return x.reshape(r * n, d).index_select(0, flat.reshape(-1)).reshape(r, -1, d)
+
+
+def stacked_randn(gens: Sequence, shape: tuple[int, ...]):
+    """(R, *shape) standard normals, row r from ``gens[r]``."""
+    import torch
+    return torch.stack([torch.randn(shape, generator=g) for g in gens])
+
+
+def adam(params: Sequence, lr: float):
+    """Adam on the stacked tensors (per element, so per replicate): the fused kernel, one
+    pass per tensor, same arithmetic whatever R."""
+    import torch
+    return torch.optim.Adam(params, lr=lr, foreach=False)
+
+
+def detach(params: Sequence) -> list:
+    return [p.detach() for p in params]

@@ -1,0 +1,115 @@
+"""Zero-shot scoring, detectors and AI-reference generation on a tiny random llama."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from modelcollapse.zeroshot import auroc, calibrate, corrected_share, criteria, token_stats  # noqa: E402
+from modelcollapse.zeroshot.generate import GenerationSettings, ai_reference, rewrite  # noqa: E402
+from modelcollapse.zeroshot.score import buckets  # noqa: E402
+from tiny_lm import tiny_lm  # noqa: E402
+
+TEXTS = [" ".join(f"w{(i * 7 + j * 3) % 40}" for j in range(5 + i % 23)) for i in range(40)]
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return tiny_lm(TEXTS)
+
+
+def _per_document(model, tok, text):
+    ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        lp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].double(), -1)
+    y = ids[0, 1:]
+    p = lp.exp()
+    ll = lp.gather(-1, y[:, None])[:, 0]
+    mu = (p * lp).sum(-1)
+    var = (p * lp ** 2).sum(-1) - mu ** 2
+    return float(ll.sum()), float(mu.sum()), float(var.sum())
+
+
+def test_batched_equals_per_document_loop(lm):
+    model, tok = lm
+    stats = token_stats(model, tok, TEXTS, batch_tokens=64)
+    for i in (0, 7, 22, 39):
+        ll, mu, var = _per_document(model, tok, TEXTS[i])
+        assert stats.ll[i] == pytest.approx(ll, rel=1e-4, abs=1e-4)
+        assert stats.mu[i] == pytest.approx(mu, rel=1e-4, abs=1e-4)
+        assert stats.var[i] == pytest.approx(var, rel=1e-4, abs=1e-4)
+    # the batching does not change the numbers
+    other = token_stats(model, tok, TEXTS, batch_tokens=4096)
+    np.testing.assert_allclose(stats.ll, other.ll, rtol=1e-4, atol=1e-4)
+    crit = criteria(stats)
+    assert np.isfinite(crit["fast_detectgpt"]).all() and "binoculars" not in crit
+
+
+def test_binoculars_with_a_performer(lm):
+    model, tok = lm
+    performer, _ = tiny_lm(TEXTS, seed=1)
+    stats = token_stats(model, tok, TEXTS[:5], performer=performer)
+    assert np.isfinite(criteria(stats)["binoculars"]).all()
+    # observer = performer: the cross-entropy is the entropy, -mu
+    same = token_stats(model, tok, TEXTS[:5], performer=model)
+    np.testing.assert_allclose(same.xent, -same.mu, rtol=1e-4)
+
+
+def test_buckets_bound_padded_tokens():
+    lengths = np.random.default_rng(0).integers(1, 100, 500)
+    got = buckets(lengths, 256)
+    assert sorted(np.concatenate(got).tolist()) == list(range(500))
+    assert all(len(b) * lengths[b].max() <= 256 for b in got)
+
+
+def test_auroc_and_calibration_against_closed_forms():
+    rng = np.random.default_rng(0)
+    h, m = rng.normal(0, 1, 4000), rng.normal(1, 1, 4000)
+    # AUROC of N(1,1) vs N(0,1) = Phi(1/sqrt 2) = 0.7602; Monte Carlo se ~0.005
+    assert auroc(h, m) == pytest.approx(0.7602, abs=0.02)
+    cal = calibrate("x", h, m, 0.05, rng)
+    assert cal.fpr == pytest.approx(0.05, abs=3 * np.sqrt(0.05 * 0.95 / 4000) + 0.002)
+    assert cal.tpr == pytest.approx(0.2595, abs=0.03)   # 1 - Phi(1.645 - 1)
+    # a candidate at share 0.3 flagged at 0.3 TPR + 0.7 FPR
+    n = 5000
+    k = int(n * (0.3 * cal.tpr + 0.7 * cal.fpr))
+    est, lo, hi = corrected_share(k, n, cal, rng)
+    assert est == pytest.approx(0.3, abs=0.01) and lo < 0.3 < hi
+
+
+def test_generation_is_per_document_and_cached(lm, tmp_path):
+    model, tok = lm
+    s = GenerationSettings(max_new_tokens=12, batch_size=4, seed=3)
+    docs = TEXTS[:6]
+    a = rewrite(model, tok, docs, s)
+    b = rewrite(model, tok, docs[::-1], GenerationSettings(max_new_tokens=12, batch_size=2,
+                                                          seed=3))[::-1]
+    assert [m for m, _ in a] == [m for m, _ in b]
+    assert {m for m, _ in a} <= {"continue", "paraphrase", "expand"}
+    assert [t for _, t in a] == [t for _, t in b]   # independent of batch composition
+    first = ai_reference(model, tok, docs, s, "tiny", folder=tmp_path)
+    assert first == a
+    calls = []
+    again = ai_reference(model, tok, docs, s, "tiny", folder=tmp_path,
+                         progress=lambda *x: calls.append(x))
+    assert again == a and calls == []   # all from the cache
+
+
+def test_zeroshot_curation_block(lm):
+    from modelcollapse.curation import DETECTORS, Batch, ZeroShotDetector
+    from modelcollapse.provenance import REAL, SYNTHETIC
+    model, tok = lm
+    assert DETECTORS.get("zeroshot") is ZeroShotDetector
+    vocab = tok.get_vocab()
+    inv = {i: w for w, i in vocab.items()}
+    det = ZeroShotDetector((model, tok), target_fpr=0.1,
+                           decode=lambda ids: " ".join(inv[int(i)] for i in ids))
+    docs = [np.asarray(tok(t, add_special_tokens=False)["input_ids"]) for t in TEXTS]
+    det.fit(docs[:30])
+    batch = Batch(docs[30:], np.array([REAL] * 5 + [SYNTHETIC] * 5), np.zeros(10))
+    decision = det(batch, np.random.default_rng(0))
+    scores = det.score_texts(TEXTS[30:])
+    np.testing.assert_array_equal(decision.flagged, scores > det.threshold_.high)
+    with pytest.raises(Exception, match="performer"):
+        ZeroShotDetector((model, tok), criterion="binoculars")
