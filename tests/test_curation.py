@@ -302,7 +302,7 @@ def test_oracle_detector_has_its_set_recall_and_fpr():
     assert m["dropped_share"] == pytest.approx(result.flagged.mean())
     with pytest.raises(UserError, match="oracle detector recall"):
         OracleDetector(recall=1.5)
-    assert set(DETECTORS) == {"watermark", "likelihood", "classifier", "oracle"}
+    assert set(DETECTORS) == {"watermark", "likelihood", "classifier", "oracle", "zeroshot"}
 
 
 # -- dedup -----------------------------------------------------------------------------------
