@@ -305,7 +305,6 @@ class RunStore:
         try:   # markers since --extend carry the sizes; older ones: the config beside them
             done = json.loads((folder / "DONE").read_text("utf-8"))
             if "generations" not in done:
-                from .study import parse_toml_file
                 done = parse_toml_file(folder / "config.toml", "cell config")
             return int(done["generations"]), int(done["replicates"])
         except (OSError, ValueError, KeyError, TypeError, UserError, RecursionError):
