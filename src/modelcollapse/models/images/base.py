@@ -88,6 +88,21 @@ def torch_generators(stream: Stream, kind: str, generation: int) -> list:
     return gens
 
 
+def train_batched(trainer, data: Samples, params: Any, stream: Stream, generation: int):
+    """Run ``trainer(x, params, init_gens, batch_rngs, noise_gens)`` on the chunk's training
+    images (a writable float32 (R, N, pixels) tensor) with every replicate's own generators
+    (initialization, minibatch order, noise), on one torch thread (see ``batched``)."""
+    import torch
+
+    from . import batched
+    x = torch.from_numpy(np.array(data.values, dtype=np.float32))   # a writable copy
+    rngs = [stream.seeds.generator(stream.stage, int(r), "batches", generation)
+            for r in stream.replicates]
+    with batched.one_thread():
+        return trainer(x, params, torch_generators(stream, "init", generation), rngs,
+                       torch_generators(stream, "noise", generation))
+
+
 def save_grid(path: Path, images: np.ndarray, shape: tuple[int, int]) -> None:
     """Write up to GRID_SIDE^2 images (n, h*w) in [0, 1] as one grayscale PNG grid (a 1-pixel
     gap between images), atomically."""

@@ -24,7 +24,8 @@ from ...provenance import Samples
 from ...randomness import Stream
 from ..base import Sampling, register
 from . import batched
-from .base import ImageFamily, ImageParams, _torch, torch_generators, truncated_normal
+from .base import (ImageFamily, ImageParams, _torch, torch_generators, train_batched,
+                   truncated_normal)
 
 TIME_DIM = 32
 
@@ -142,12 +143,7 @@ class Diffusion(ImageFamily):
     Params = DiffusionParams
 
     def train(self, data: Samples, previous: DiffusionModels | None, stream: Stream, g: int) -> DiffusionModels:
-        torch = _torch()
-        x = torch.from_numpy(np.array(data.values, dtype=np.float32))   # a writable copy
-        rngs = [stream.seeds.generator(stream.stage, int(r), "batches", g) for r in stream.replicates]
-        with batched.one_thread():
-            net, loss = train_ddpm(x, self.params, torch_generators(stream, "init", g), rngs,
-                                   torch_generators(stream, "noise", g))
+        net, loss = train_batched(train_ddpm, data, self.params, stream, g)
         return DiffusionModels(net, loss, g)
 
     def generate(self, model: DiffusionModels, n: int, generation: int, stream: Stream,

@@ -24,7 +24,8 @@ from ...provenance import Samples
 from ...randomness import Stream
 from ..base import Sampling, register
 from . import batched
-from .base import ImageFamily, ImageParams, _torch, torch_generators, truncated_normal
+from .base import (ImageFamily, ImageParams, _torch, torch_generators, train_batched,
+                   truncated_normal)
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,7 @@ class VAE(ImageFamily):
     Params = VAEParams
 
     def train(self, data: Samples, previous: VAEModels | None, stream: Stream, g: int) -> VAEModels:
-        torch = _torch()
-        x = torch.from_numpy(np.array(data.values, dtype=np.float32))   # a writable copy
-        rngs = [stream.seeds.generator(stream.stage, int(r), "batches", g) for r in stream.replicates]
-        with batched.one_thread():
-            decoder, loss = train_vae(x, self.params, torch_generators(stream, "init", g), rngs,
-                                      torch_generators(stream, "noise", g))
+        decoder, loss = train_batched(train_vae, data, self.params, stream, g)
         return VAEModels(decoder, loss, g)
 
     def generate(self, model: VAEModels, n: int, generation: int, stream: Stream,
