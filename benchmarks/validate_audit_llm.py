@@ -79,6 +79,8 @@ def main(argv=None) -> int:
     ap.add_argument("--figure", default="docs/audit_llm.png")
     ap.add_argument("--model", help="override the study's model spec")
     ap.add_argument("--threads", type=int, help="torch threads")
+    ap.add_argument("--precision", default="float32", choices=("auto", "float32", "bfloat16"),
+                    help="scoring arithmetic (float32: the one the cached scores were made with)")
     ap.add_argument("--cached-only", action="store_true",
                     help="use only the rewrites and human scores already in the cache (a "
                          "partial validation when generating is too slow); candidates shrink "
@@ -102,7 +104,7 @@ def main(argv=None) -> int:
     texts = load_corpus(study["corpus"]).texts()
     pick = np.random.default_rng(study["generation_seed"]).permutation(len(texts))
     pick = pick[:study["generated_docs"]]
-    scorer = Scorer(spec, model, tok)
+    scorer = Scorer(spec, model, tok, precision=args.precision)
     if args.cached_only:
         # human paragraphs: those already scored; rewrites: those already generated (their
         # originals need not be among the human paragraphs: a rewrite whose original is
