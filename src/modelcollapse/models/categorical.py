@@ -128,6 +128,7 @@ class Categorical(Family, HasProbabilities):
     overview = ('support_size', 'entropy', 'hutter_error')   # the report's headline panels
     description = "K outcomes (uniform or Zipf truth) modelled by the empirical distribution (Dohmatob, Feng, Yang, Charton and Kempe 2024)"
     Params = CategoricalParams
+    state_classes = (CategoricalModel, CategoricalStats)   # models and batches saved as data (--extend resumes)
     default_n_samples = 1000
 
     def stats_supported(self, sampling: Sampling, min_size: int) -> bool:
