@@ -25,6 +25,11 @@ CASES = [
     ("gmm", "accumulate", {}),
     ("kde", "replace", {}),
     ("labels", "accumulate", {}),
+    # the fixed design is drawn once per chunk: a continued chunk takes it from its state
+    ("linear_regression", "replace", {}),
+    ("linear_regression", "accumulate", {"ridge": 0.1}),
+    ("linear_regression", "mix", {"real_fraction": 0.5, "real_source": "fresh"}),
+    ("linear_regression", "replace", {"design": "fresh"}),
 ]
 
 
@@ -60,7 +65,8 @@ class _Spy:
         monkeypatch.setattr(cls, "sample", spy_sample)
 
 
-@pytest.mark.parametrize("family, policy, params", CASES, ids=[f"{f}-{p}" for f, p, _ in CASES])
+@pytest.mark.parametrize("family, policy, params", CASES,
+                         ids=[f"{f}-{p}-{i}" for i, (f, p, _) in enumerate(CASES)])
 def test_extend_in_generations_computes_only_the_new_ones(tmp_path, monkeypatch, family,
                                                           policy, params):
     out = tmp_path / "run"

@@ -84,6 +84,7 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
         start, train, model, history = 0, real, None, real
     else:   # what the generations up to saved["generation"] left, exactly as they left it
         streams, real = saved["streams"], saved["real"]
+        family.resumed(streams, real)
         evaluation = EvaluationState(seeds, sampling, **saved["evaluation"])
         start, train, model, history = (saved["generation"] + (0 if pending else 1),
                                         saved["train"], saved["model"], saved["history"])

@@ -151,6 +151,11 @@ class Family(ABC):
         from ..modelstate import encode
         return {"object": encode(model, self.state_classes)}
 
+    def resumed(self, streams: Streams, real: Any) -> None:
+        """Called when a chunk continues from a saved state, with its restored streams and
+        real batch: a family that derives per-chunk data from the streams once (the
+        regression's fixed design) takes it from ``real`` instead of drawing it again."""
+
     def load_state(self, state: dict) -> Any:
         """The object saved by :meth:`save_state`; ValueError when it is not one."""
         from ..modelstate import decode

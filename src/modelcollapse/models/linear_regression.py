@@ -152,6 +152,7 @@ class LinearRegression(Family, HasCoefficients):
                    "spectrum, fixed or fresh) with fresh label noise (Gerstgrasser et al. 2024; "
                    "Dohmatob, Feng and Kempe 2024)")
     Params = RegressionParams
+    state_classes = (RegressionModel, DesignRows)   # models and batches saved as data (--extend resumes)
     default_n_samples = 32
 
     def __init__(self, params: RegressionParams, n_samples: int) -> None:
@@ -205,6 +206,15 @@ class LinearRegression(Family, HasCoefficients):
             return out
 
         return draw
+
+    def resumed(self, streams: Streams, real: Samples) -> None:
+        # The fixed design was drawn once from the design stream, which has moved on since:
+        # a continued chunk takes it back from its saved real batch.
+        design = getattr(real, "design", None)
+        if not isinstance(design, np.ndarray) or design.shape[:1] != (len(streams.replicates),):
+            from ..chainstate import InvalidState
+            raise InvalidState("its real batch holds no design of its replicates")
+        self._designs[streams] = design
 
     def draw_real(self, n: int, generation: int, stream: Stream, stats: bool) -> Samples:
         raise NotImplementedError("linear_regression draws real data through real_source")
