@@ -79,35 +79,41 @@ def mlp(params: Sequence, x, activation=None):
 
 
 def batch_orders(rngs: Sequence[np.random.Generator], n: int, batch_size: int, epochs: int):
-    """Per epoch, per minibatch: (R, b) index tensors, each replicate's own shuffle; the last
-    partial batch is dropped (b = min(batch_size, n): see the module docstring)."""
+    """Per epoch, per minibatch: (R, b) row indices into x.reshape(R * n, D) (replicate r's
+    rows are r*n .. r*n + n - 1), each replicate's own shuffle; the last partial batch is
+    dropped (b = min(batch_size, n): see the module docstring)."""
     import torch
     b = min(batch_size, n)
+    offsets = (np.arange(len(rngs)) * n)[:, None]
     for _ in range(epochs):
-        perms = np.stack([g.permutation(n) for g in rngs])
+        rows = torch.from_numpy(np.stack([g.permutation(n) for g in rngs]) + offsets)
         for lo in range(0, n - b + 1, b):
-            yield torch.from_numpy(perms[:, lo:lo + b])
+            yield rows[:, lo:lo + b].reshape(-1)
 
 
-def gather(x, index):
-    """x (R, N, D), index (R, b) -> (R, b, D): each replicate's own minibatch."""
-    r, n, d = x.shape
-    flat = index + (np.arange(r) * n)[:, None] if isinstance(index, np.ndarray) else \
-        index + __import__("torch").arange(r)[:, None] * n
-    return x.reshape(r * n, d).index_select(0, flat.reshape(-1)).reshape(r, -1, d)
+def gather(x, rows):
+    """x (R, N, D), rows (R * b,) from ``batch_orders`` -> (R, b, D): each replicate's own
+    minibatch, one index_select."""
+    r, _, d = x.shape
+    return x.reshape(-1, d).index_select(0, rows).view(r, -1, d)
 
 
-def stacked_randn(gens: Sequence, shape: tuple[int, ...]):
-    """(R, *shape) standard normals, row r from ``gens[r]``."""
+def stacked_randn(gens: Sequence, shape: tuple[int, ...], out=None):
+    """(R, *shape) standard normals, row r from ``gens[r]`` (into ``out`` when given: a
+    buffer reused every step instead of a stack of R new tensors; the same numbers)."""
     import torch
-    return torch.stack([torch.randn(shape, generator=g) for g in gens])
+    if out is None:
+        return torch.stack([torch.randn(shape, generator=g) for g in gens])
+    for g, row in zip(gens, out):
+        torch.randn(shape, generator=g, out=row)
+    return out
 
 
 def adam(params: Sequence, lr: float):
-    """Adam on the stacked tensors (per element, so per replicate): the fused kernel, one
-    pass per tensor, same arithmetic whatever R."""
-    import torch
-    return torch.optim.Adam(params, lr=lr, foreach=False)
+    """Adam over the stacked tensors, all in one flat buffer (``flat_adam``): per element, so
+    per replicate, the arithmetic of torch's single-tensor Adam; compute with its ``params``."""
+    from .flat_adam import FlatAdam
+    return FlatAdam(params, lr)
 
 
 def detach(params: Sequence) -> list:

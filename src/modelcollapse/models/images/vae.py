@@ -73,18 +73,20 @@ def train_vae(x, p: VAEParams, init_gens, batch_rngs, noise_gens):
     encoder = batched.init_stacked(init_gens, [D, p.hidden, 2 * p.latent])
     decoder = batched.init_stacked(init_gens, [p.latent, p.hidden, D])
     opt = batched.adam(encoder + decoder, p.lr)
+    encoder, decoder = opt.params[:len(encoder)], opt.params[len(encoder):]
     b = min(p.batch_size, N)
     steps_per_epoch = N // b
     last = torch.zeros(R)
-    for step, index in enumerate(batched.batch_orders(batch_rngs, N, p.batch_size, p.epochs)):
-        xb = batched.gather(x, index)                                    # (R, b, D)
+    noise = torch.empty(R, b, p.latent)
+    for step, rows in enumerate(batched.batch_orders(batch_rngs, N, p.batch_size, p.epochs)):
+        xb = batched.gather(x, rows)                                     # (R, b, D)
         mu, logvar = batched.mlp(encoder, xb).chunk(2, dim=-1)           # (R, b, L) each
-        z = mu + torch.exp(0.5 * logvar) * batched.stacked_randn(noise_gens, mu.shape[1:])
+        z = mu + torch.exp(0.5 * logvar) * batched.stacked_randn(noise_gens, (b, p.latent), noise)
         logits = batched.mlp(decoder, z)
         rec = torch.nn.functional.binary_cross_entropy_with_logits(logits, xb, reduction="none").sum(-1)
         kl = 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar).sum(-1)
         per_replicate = (rec + p.beta * kl).mean(dim=1)                  # (R,)
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         per_replicate.sum().backward()   # a sum of independent losses: each gradient is its own
         opt.step()
         if step >= (p.epochs - 1) * steps_per_epoch:
