@@ -152,7 +152,11 @@ class Diffusion(ImageFamily):
 
     def generate(self, model: DiffusionModels, n: int, generation: int, stream: Stream,
                  sampling: Sampling) -> np.ndarray:
-        with batched.one_thread():   # aligned slices (see batched); the extra rows are dropped
-            return sample_ddpm(model.net, batched.padded(n), self.data.dim, self.params,
-                               torch_generators(stream, "noise", generation),
-                               sampling.temperature, sampling.truncation)[:, :n]
+        gens = torch_generators(stream, "noise", generation)
+        rows = batched.padded(n)   # aligned slices (see batched); the extra rows are dropped
+        with batched.one_thread() as cores:   # replicate groups in parallel, as in training
+            parts = batched.in_groups(
+                lambda g: sample_ddpm([w[g] for w in model.net], rows, self.data.dim, self.params,
+                                      gens[g], sampling.temperature, sampling.truncation),
+                len(gens), cores)
+        return np.concatenate(parts)[:, :n]
