@@ -67,7 +67,7 @@ def peer_vae(x, p, seed):
 def peer_ddpm(x, p, seed):
     import torch
     from torch import nn
-    from modelcollapse.models.images.diffusion import TIME_DIM, betas, embed_time
+    from modelcollapse.families.images.diffusion import TIME_DIM, betas, embed_time
     torch.manual_seed(seed)
     n, d = x.shape
     x = x * 2 - 1
@@ -110,8 +110,8 @@ def timed(fn) -> tuple[float, float]:
 def main() -> None:
     import torch
     from modelcollapse.data.images import load_images
-    from modelcollapse.models.images.diffusion import DiffusionParams, train_ddpm
-    from modelcollapse.models.images.vae import VAEParams, train_vae
+    from modelcollapse.families.images.diffusion import DiffusionParams, train_ddpm
+    from modelcollapse.families.images.vae import VAEParams, train_vae
     ap = argparse.ArgumentParser()
     ap.add_argument("--replicates", type=int, default=8)
     ap.add_argument("--epochs", type=int, default=5)

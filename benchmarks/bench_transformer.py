@@ -48,7 +48,7 @@ PROMPTS, BATCH, PROMPT, NEW, REPEATS = 512, 256, 32, 64, 3
 
 
 def setup(size: str, device: str):
-    from modelcollapse.models.transformer import Transformer, TransformerParams
+    from modelcollapse.families.transformer import Transformer, TransformerParams
     from modelcollapse.randomness import SeedTree
     fam = Transformer(TransformerParams(size=size, device=device), 0)
     model = fam.initial(0, SeedTree(0, "bench")).to(device).eval()
@@ -57,7 +57,7 @@ def setup(size: str, device: str):
 
 
 def ours_sample(model, prompts, device, T=1.0, top_p=1.0):
-    from modelcollapse.neural import decode
+    from modelcollapse.neural import sampling as decode
     return decode.sample(model, prompts, NEW, 0, device, T, 0, top_p, 1.0, BATCH)
 
 

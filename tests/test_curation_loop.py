@@ -8,7 +8,7 @@ import pytest
 from helpers import matrix, run_one
 from modelcollapse.cli import main
 from modelcollapse.errors import UserError
-from modelcollapse.models.ngram import NGram, NGramParams
+from modelcollapse.families.ngram import NGram, NGramParams
 from test_text_loop import SMALL, write_corpus
 
 
@@ -201,7 +201,7 @@ def test_every_registered_block_counts_add_up(corpus):
     from modelcollapse.curation.pipeline import BLOCKS
     from modelcollapse.loop import build
     from modelcollapse.policies import Step
-    from modelcollapse.provenance import REAL, SYNTHETIC
+    from modelcollapse.batches import REAL, SYNTHETIC
     from modelcollapse.randomness import SeedTree, Stream
     from helpers import make_study
     cell = make_study(family="ngram", policy="curated", params={"corpus": corpus, **SMALL,

@@ -10,7 +10,7 @@ a kept share, a target false-positive rate). A list of such strings sweeps pipel
 block declares the reasons it drops documents for, so the run records ``dropped_<reason>``
 for each, and what it needs of the family (capabilities; a validation split for the blocks
 that judge with a human reference). Blocks that judge documents see only the words of their
-human reference (:class:`~modelcollapse.curation.policies.SeenWords`).
+human reference (:class:`~modelcollapse.curation.curated.SeenWords`).
 
 To add a block: a builder function registered with :func:`block` (in a plugin file too).
 """
@@ -111,7 +111,7 @@ def check(pipeline: list[tuple[BlockSpec, float | None]], family: Any, where: st
 
 def _judge(step: Any, make: Callable[[list, list, int], Block]) -> Block:
     """A block judging with the human reference, shown only the reference's words."""
-    from .policies import SeenWords, reference_words, restrict
+    from .curated import SeenWords, reference_words, restrict
     data = step.family.data
     known = reference_words(data.validation, len(data.vocab))
     return SeenWords(make(restrict(data.validation, known), restrict(data.test, known),
@@ -159,7 +159,7 @@ def detector_block(kind: str, p: Any, step: Any) -> Block:
     if kind == "classifier":
         # Machine-written training text comes from a held-out generation-0 model: fitted on
         # the real train split, sampled with the loop's settings.
-        from .policies import reference_words, restrict
+        from .curated import reference_words, restrict
         data = family.data
         rng = step.stream.seeds.generator("curate", SHARED, "classifier")
         generated = family.generate(family.fit_one(data.train), len(data.validation), rng,
@@ -175,7 +175,7 @@ def detector_block(kind: str, p: Any, step: Any) -> Block:
 
 def _detector(kind: str, setting: str, **requires: Any):
     def build(number: float | None, step: Any) -> Block:
-        from .policies import FilterParams
+        from .curated import FilterParams
         field = {"oracle": "oracle_recall", "watermark": "watermark_z"}.get(kind, "target_fpr")
         return detector_block(kind, FilterParams(**{field: number}), step)
     return block(kind, reasons=("detector",), setting=setting, detector=True, **requires)(build)

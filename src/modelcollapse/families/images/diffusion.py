@@ -20,7 +20,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from ...errors import UserError
-from ...provenance import Samples
+from ...batches import Samples
 from ...randomness import Stream
 from ..base import Sampling, register
 from . import batched
@@ -35,7 +35,7 @@ class DiffusionParams(ImageParams):
     """steps: noise levels T. schedule: 'linear' | 'cosine'. hidden: units of the denoiser's
     two hidden layers. epochs, batch_size, lr: Adam training per generation (batch_size a
     multiple of 32 and hidden of 16, the last partial batch dropped: see
-    models/images/batched.py). Plus the image corpus and metric parameters."""
+    families/images/batched.py). Plus the image corpus and metric parameters."""
 
     steps: int = 100
     schedule: Literal["linear", "cosine"] = "linear"

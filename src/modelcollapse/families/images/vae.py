@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from ...errors import UserError
-from ...provenance import Samples
+from ...batches import Samples
 from ...randomness import Stream
 from ..base import Sampling, register
 from . import batched
@@ -33,7 +33,7 @@ class VAEParams(ImageParams):
     """latent: latent dimensions. hidden: units of the encoder's and decoder's hidden layer.
     beta: weight of the KL term. epochs, batch_size, lr: Adam training per generation
     (batch_size a multiple of 32 and hidden of 16, the last partial batch of an epoch
-    dropped: see models/images/batched.py). Plus the image corpus and metric parameters."""
+    dropped: see families/images/batched.py). Plus the image corpus and metric parameters."""
 
     latent: int = 8
     hidden: int = 128

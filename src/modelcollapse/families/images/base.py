@@ -1,6 +1,6 @@
 """What the image families share: the corpus, real data, sample grids, seeded torch generators.
 
-An image batch is a :class:`~modelcollapse.provenance.Samples` whose values are (R, N, h*w)
+An image batch is a :class:`~modelcollapse.batches.Samples` whose values are (R, N, h*w)
 float32 pixels in [0, 1], so every policy (replace, accumulate, mix with a fixed or fresh
 real pool, ...) works on images unchanged. The truth is the corpus itself: generation 0 is
 fitted on the real train split (or a random subset of ``n_samples`` of it), "fresh" real data
@@ -26,7 +26,7 @@ import numpy as np
 
 from ...capabilities import GeneratesImages, RealReference
 from ...errors import UserError
-from ...provenance import REAL, SYNTHETIC, Samples, random_subset
+from ...batches import REAL, SYNTHETIC, Samples, random_subset
 from ...randomness import Stream
 from ..base import Family, Sampling
 
