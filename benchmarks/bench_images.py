@@ -6,7 +6,7 @@ default size (the last partial batch of an epoch dropped on both sides: 22 or 11
 epoch) on its own shuffle, with Adam (lr 1e-3, torch's defaults otherwise).
 
   vae        latent 8, hidden 128, batch 64 (the family's defaults). Ours:
-             ``models.images.vae.train_vae`` through ``train_groups`` (what the family
+             ``families.images.vae.train_vae`` through ``train_groups`` (what the family
              runs): the R models' weights stacked (R, in, out), one ``baddbmm`` per layer,
              one Adam step over one flat buffer per minibatch for all R; with T threads, T
              groups of replicates on T threads. Peer: what a user writes: an ``nn.Module``
@@ -92,7 +92,7 @@ def peer_ddpm(x, p, seed):
 def ours(train_fn, x, p, r):
     """The family's path: ``train_groups`` (one replicate group per torch thread)."""
     import torch
-    from modelcollapse.models.images.base import train_groups
+    from modelcollapse.families.images.base import train_groups
     gens = [torch.Generator().manual_seed(1000 + i) for i in range(r)]
     noise = [torch.Generator().manual_seed(2000 + i) for i in range(r)]
     rngs = [np.random.default_rng(i) for i in range(r)]

@@ -11,8 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from modelcollapse.models.images import batched  # noqa: E402
-from modelcollapse.models.images.flat_adam import FlatAdam  # noqa: E402
+from modelcollapse.families.images import batched  # noqa: E402
+from modelcollapse.families.images.flat_adam import FlatAdam  # noqa: E402
 
 from helpers import run_one  # noqa: E402
 
@@ -91,3 +91,63 @@ def test_replicate_groups_on_threads_change_no_number(family, monkeypatch):
     assert 3 in seen   # training (and the DDPM's sampling) ran as 3 groups
     pd.testing.assert_frame_equal(one, three, check_exact=True)
     assert np.isfinite(one.value).all()
+
+
+# -- the convolutional VAE (arch = "conv") --------------------------------------------------
+def test_conv3x3_is_torch_conv2d():
+    from modelcollapse.families.images import conv
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 5, 7, 2, generator=gen)        # (R, B, H, W, C), odd sides
+    w = torch.randn(3, 18, 16, generator=gen)             # (R, 9*C, C_out), rows (dy, dx, c)
+    b = torch.randn(3, 1, 16, generator=gen)
+    for stride in (1, 2):
+        y = conv.conv3x3(x, w, b, stride)
+        for r in range(3):
+            kernel = w[r].view(3, 3, 2, 16).permute(3, 2, 0, 1)
+            ref = torch.nn.functional.conv2d(x[r].permute(0, 3, 1, 2), kernel, b[r, 0], stride=stride,
+                                             padding=1).permute(0, 2, 3, 1)
+            assert torch.allclose(y[r], ref, atol=1e-5)
+    ref = torch.nn.functional.interpolate(x[1].permute(0, 3, 1, 2), size=(9, 13), mode="nearest")
+    assert torch.equal(conv.upsample(x, (9, 13))[1], ref.permute(0, 2, 3, 1))
+
+
+def test_conv_vae_is_chunk_invariant():
+    params = {"arch": "conv", "epochs": 2, "n_eval": 40, "real_fraction": 0.25}
+    kw = dict(family="vae", policy="mix", n_samples=120, generations=2, replicates=3)
+    a = run_one(**kw, params={**params, "chunk_size": 1})
+    b = run_one(**kw, params={**params, "chunk_size": 3})
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert np.isfinite(a.value).all()
+
+
+def test_conv_vae_chunk_invariance_with_odd_image_sizes(tmp_path):
+    from PIL import Image
+    rng = np.random.default_rng(3)
+    for c in "ab":
+        (tmp_path / c).mkdir()
+        for i in range(36):
+            Image.fromarray(rng.integers(0, 255, (9, 9), dtype=np.uint8), "L").save(tmp_path / c / f"{i}.png")
+    params = {"corpus": str(tmp_path), "image_size": 5, "arch": "conv", "epochs": 3, "latent": 3,
+              "batch_size": 32, "n_eval": 20}
+    runs = [run_one(family="vae", n_samples=50, generations=2, replicates=3,
+                    params={**params, "chunk_size": k}) for k in (1, 2, 3)]
+    for other in runs[1:]:
+        pd.testing.assert_frame_equal(runs[0], other, check_exact=True)
+
+
+def test_conv_vae_learns():
+    base = dict(family="vae", policy="replace", n_samples=400, generations=1, replicates=1)
+    short = run_one(**base, params={"arch": "conv", "epochs": 1, "n_eval": 150})
+    long = run_one(**base, params={"arch": "conv", "epochs": 10, "n_eval": 150})
+
+    def val(df, m):
+        return float(df[df.metric == m].value.iloc[0])
+    assert val(long, "train_loss") < val(short, "train_loss")
+    assert val(long, "fid") < val(short, "fid")
+
+
+def test_bad_vae_arch_params():
+    from modelcollapse.errors import UserError
+    from modelcollapse.families.images.vae import VAEParams
+    with pytest.raises(UserError, match="channels"):
+        VAEParams(arch="conv", channels=20)
