@@ -12,6 +12,9 @@ epoch) on its own shuffle, with Adam (lr 1e-3, torch's defaults otherwise).
              groups of replicates on T threads. Peer: what a user writes: an ``nn.Module``
              VAE (two ``nn.Linear`` + SiLU per side) and ``torch.optim.Adam``, trained alone,
              once per replicate, in a Python loop, torch's defaults.
+  vae-conv   arch = "conv" (channels 16): ours ``train_vae`` (conv.py: im2col + ``baddbmm``
+             per 3x3 convolution) vs an ``nn.Module`` of ``nn.Conv2d``/``nn.Linear`` with
+             nearest upsampling per replicate in a loop.
   diffusion  DDPM denoiser (64 + 32 -> 256 -> 256 -> 64), 100 steps, batch 128: ours
              ``train_ddpm`` vs an ``nn.Sequential`` denoiser per replicate in a loop.
 
@@ -57,6 +60,55 @@ def peer_vae(x, p, seed):
             mu, logvar = enc(xb).chunk(2, dim=-1)
             z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
             rec = nn.functional.binary_cross_entropy_with_logits(dec(z), xb, reduction="none").sum(-1)
+            kl = 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar).sum(-1)
+            loss = (rec + p.beta * kl).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+
+class ConvVAE:
+    """The conv VAE as a user writes it with torch.nn (the same layers as families/images/conv.py)."""
+
+    def __init__(self, shape, c, latent):
+        from torch import nn
+        self.shape = shape
+        h1 = [(s - 1) // 2 + 1 for s in shape]
+        h2 = [(s - 1) // 2 + 1 for s in h1]
+        self.sizes = (tuple(h1), tuple(h2))
+        self.enc = nn.Sequential(nn.Conv2d(1, c, 3, 2, 1), nn.SiLU(), nn.Conv2d(c, 2 * c, 3, 2, 1), nn.SiLU(),
+                                 nn.Flatten(), nn.Linear(2 * c * h2[0] * h2[1], 2 * latent))
+        self.dec_in = nn.Linear(latent, 2 * c * h2[0] * h2[1])
+        self.dec1 = nn.Conv2d(2 * c, c, 3, 1, 1)
+        self.dec2 = nn.Conv2d(c, 1, 3, 1, 1)
+        self.c = c
+
+    def parameters(self):
+        for m in (self.enc, self.dec_in, self.dec1, self.dec2):
+            yield from m.parameters()
+
+    def decode(self, z):
+        from torch.nn import functional as F
+        y = F.silu(self.dec_in(z)).view(len(z), 2 * self.c, *self.sizes[1])
+        y = F.silu(self.dec1(F.interpolate(y, size=self.sizes[0], mode="nearest")))
+        return self.dec2(F.interpolate(y, size=self.shape, mode="nearest")).flatten(1)
+
+
+def peer_conv_vae(x, p, seed):
+    import torch
+    from torch import nn
+    torch.manual_seed(seed)
+    n, d = x.shape
+    side = int(round(d ** 0.5))
+    vae = ConvVAE((side, side), p.channels, p.latent)
+    opt = torch.optim.Adam(vae.parameters(), lr=p.lr)
+    for _ in range(p.epochs):
+        perm = torch.randperm(n)
+        for lo in range(0, n - p.batch_size + 1, p.batch_size):   # drop_last, as ours
+            xb = x[perm[lo:lo + p.batch_size]]
+            mu, logvar = vae.enc(xb.view(-1, 1, side, side)).chunk(2, dim=-1)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            rec = nn.functional.binary_cross_entropy_with_logits(vae.decode(z), xb, reduction="none").sum(-1)
             kl = 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar).sum(-1)
             loss = (rec + p.beta * kl).mean()
             opt.zero_grad(set_to_none=True)
@@ -120,6 +172,7 @@ def main() -> None:
     r = args.replicates
     x = torch.from_numpy(load_images().train.copy())
     cases = {"vae": (VAEParams(epochs=args.epochs), train_vae, peer_vae),
+             "vae-conv": (VAEParams(epochs=args.epochs, arch="conv"), train_vae, peer_conv_vae),
              "diffusion": (DiffusionParams(epochs=args.epochs), train_ddpm, peer_ddpm)}
     results = {"load_before": os.getloadavg()}
     for threads in [int(t) for t in args.threads.split(",")]:

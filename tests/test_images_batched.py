@@ -97,16 +97,21 @@ def test_replicate_groups_on_threads_change_no_number(family, monkeypatch):
 def test_conv3x3_is_torch_conv2d():
     from modelcollapse.families.images import conv
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(3, 4, 5, 7, 2, generator=gen)        # (R, B, H, W, C), odd sides
-    w = torch.randn(3, 18, 16, generator=gen)             # (R, 9*C, C_out), rows (dy, dx, c)
-    b = torch.randn(3, 1, 16, generator=gen)
-    for stride in (1, 2):
-        y = conv.conv3x3(x, w, b, stride)
-        for r in range(3):
-            kernel = w[r].view(3, 3, 2, 16).permute(3, 2, 0, 1)
-            ref = torch.nn.functional.conv2d(x[r].permute(0, 3, 1, 2), kernel, b[r, 0], stride=stride,
-                                             padding=1).permute(0, 2, 3, 1)
-            assert torch.allclose(y[r], ref, atol=1e-5)
+    x = torch.randn(3, 4, 5, 7, 2, generator=gen, requires_grad=True)   # (R, B, H, W, C)
+    for c_out in (16, 1):
+        w = torch.randn(3, 18, c_out, generator=gen)      # (R, 9*C, C_out), rows (dy, dx, c)
+        b = torch.randn(3, 1, c_out, generator=gen)
+        for stride in (1, 2):
+            y = conv.conv3x3(x, w, b, stride)
+            (gx,) = torch.autograd.grad((y * y).sum(), x)
+            for r in range(3):
+                xr = x[r].detach().permute(0, 3, 1, 2).requires_grad_()
+                kernel = w[r].view(3, 3, 2, c_out).permute(3, 2, 0, 1)
+                ref = torch.nn.functional.conv2d(xr, kernel, b[r, 0], stride=stride, padding=1)
+                (gref,) = torch.autograd.grad((ref * ref).sum(), xr)
+                assert torch.allclose(y[r], ref.permute(0, 2, 3, 1), atol=1e-5)
+                assert torch.allclose(gx[r], gref.permute(0, 2, 3, 1), atol=1e-4)   # the patches' backward
+    x = x.detach()
     ref = torch.nn.functional.interpolate(x[1].permute(0, 3, 1, 2), size=(9, 13), mode="nearest")
     assert torch.equal(conv.upsample(x, (9, 13))[1], ref.permute(0, 2, 3, 1))
 

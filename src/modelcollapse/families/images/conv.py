@@ -3,11 +3,12 @@
 A 3x3 convolution of R replicate networks is an im2col and one batched matmul: the inputs
 are kept channels-last, (R, B, H, W, C); the nine shifted (strided) views of the zero-padded
 input are stacked into columns (R, B*H'*W', 9*C) and multiplied by the stacked kernels
-(R, 9*C, C_out) with one ``torch.baddbmm``, as the MLP layers of ``batched``. Each
+(R, 9*C, C_out) with one ``torch.baddbmm``, as the MLP layers of ``batched`` (no
+transposes; ``F.unfold`` on the CPU loops over images and was several times slower). Each
 replicate's slice of every op is computed on its own, so the conv VAE is bit-identical for
 any chunk size under the same rules (minibatches of a multiple of 32 images; ``channels`` a
 multiple of 16, so every replicate's kernel starts 64-byte aligned); the backward of the
-stacking and of the upsampling only adds (exactly rounded, in a fixed order).
+patches and of the upsampling only adds (exactly rounded, in a fixed order per image).
 
 Encoder: (h, w, 1) -> conv 3x3 stride 2 (c channels) -> SiLU -> conv 3x3 stride 2 (2c) ->
 SiLU -> flatten -> affine -> (mu, log sigma^2). Decoder: z -> affine -> SiLU -> (h2, w2, 2c)
@@ -38,16 +39,57 @@ def sides(shape: tuple[int, int]) -> list[tuple[int, int]]:
     return out
 
 
+def _offsets():
+    return [(dy, dx) for dy in range(3) for dx in range(3)]
+
+
+def _patch_function():
+    """im2col as an autograd Function: forward stacks the nine shifted views of the
+    zero-padded input; backward adds the nine gradient slices back in place, in a fixed order
+    (autograd's own backward of a stack of slices would build nine padded zero tensors)."""
+    import torch
+
+    class Patches(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, stride: int):
+            R, B, H, W, C = x.shape
+            Ho, Wo = out_size(H, stride), out_size(W, stride)
+            xp = torch.nn.functional.pad(x, (0, 0, 1, 1, 1, 1))
+            ctx.shape, ctx.stride = (R, B, H, W, C), stride
+            return torch.stack([xp[:, :, dy:dy + stride * (Ho - 1) + 1:stride,
+                                   dx:dx + stride * (Wo - 1) + 1:stride] for dy, dx in _offsets()], dim=4)
+
+        @staticmethod
+        def backward(ctx, grad):
+            R, B, H, W, C = ctx.shape
+            s = ctx.stride
+            Ho, Wo = grad.shape[2:4]
+            gp = grad.new_zeros(R, B, H + 2, W + 2, C)
+            for k, (dy, dx) in enumerate(_offsets()):
+                gp[:, :, dy:dy + s * (Ho - 1) + 1:s, dx:dx + s * (Wo - 1) + 1:s].add_(grad[:, :, :, :, k])
+            return gp[:, :, 1:H + 1, 1:W + 1], None
+
+    return Patches
+
+
+_PATCHES = None
+
+
+def patches(x, stride: int):
+    """x (R, B, H, W, C) -> (R, B, H', W', 9, C): every 3x3 patch (zero padding 1)."""
+    global _PATCHES
+    if _PATCHES is None:
+        _PATCHES = _patch_function()
+    return _PATCHES.apply(x, stride)
+
+
 def conv3x3(x, w, b, stride: int):
     """x (R, B, H, W, C) -> (R, B, H', W', C_out): a 3x3 convolution, padding 1, with the
     kernels w (R, 9*C, C_out) (rows ordered (dy, dx, c)) and biases b (R, 1, C_out)."""
     import torch
     R, B, H, W, C = x.shape
     Ho, Wo = out_size(H, stride), out_size(W, stride)
-    xp = torch.nn.functional.pad(x, (0, 0, 1, 1, 1, 1))
-    views = [xp[:, :, dy:dy + stride * (Ho - 1) + 1:stride, dx:dx + stride * (Wo - 1) + 1:stride]
-             for dy in range(3) for dx in range(3)]
-    cols = torch.stack(views, dim=4).reshape(R, B * Ho * Wo, 9 * C)
+    cols = patches(x, stride).view(R, B * Ho * Wo, 9 * C)
     if w.shape[-1] == 1:
         # A one-column product takes a matrix-vector path whose rounding depends on R (seen
         # with R = 1 vs 3); with a second, zero column it stays a matrix product like the
