@@ -211,7 +211,7 @@ def test_every_registered_block_counts_add_up(corpus, tmp_path):
     params = None
     if "zeroshot" in BLOCKS:   # its scorer: a tiny random language model saved in the test
         pytest.importorskip("transformers")
-        from modelcollapse.curation.policies import CurateParams
+        from modelcollapse.curation.curated import CurateParams
         from tiny_lm import tiny_lm_folder
         with open(corpus, encoding="utf-8") as f:
             folder = tiny_lm_folder(f.readlines(), tmp_path / "scorer")
