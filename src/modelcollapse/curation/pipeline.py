@@ -27,7 +27,7 @@ from ..errors import UserError
 from ..randomness import SHARED
 from ..registry import Registry
 from .base import Block
-from .calibration import min_calibration_size
+from .thresholds import min_calibration_size
 from .dedup import ExactDedup, NearDedup
 from .detectors import ClassifierDetector, DetectorFilter, LikelihoodDetector, OracleDetector
 from .selection import DiversitySelection, TopQuality
