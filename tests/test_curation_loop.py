@@ -8,7 +8,7 @@ import pytest
 from helpers import matrix, run_one
 from modelcollapse.cli import main
 from modelcollapse.errors import UserError
-from modelcollapse.models.ngram import NGram, NGramParams
+from modelcollapse.families.ngram import NGram, NGramParams
 from test_text_loop import SMALL, write_corpus
 
 
@@ -194,21 +194,29 @@ def test_bad_pipelines_are_one_sentence(corpus, pipeline, message):
         run(corpus, "curated", pipeline="exact_dedup", quality_keep=0.5)
 
 
-def test_every_registered_block_counts_add_up(corpus):
+def test_every_registered_block_counts_add_up(corpus, tmp_path):
     """Common check over the block registry: kept + dropped per reason = the pool, and every
     reason given is one the block declares."""
     from modelcollapse.curation.base import Batch, run_chain
     from modelcollapse.curation.pipeline import BLOCKS
     from modelcollapse.loop import build
     from modelcollapse.policies import Step
-    from modelcollapse.provenance import REAL, SYNTHETIC
+    from modelcollapse.batches import REAL, SYNTHETIC
     from modelcollapse.randomness import SeedTree, Stream
     from helpers import make_study
     cell = make_study(family="ngram", policy="curated", params={"corpus": corpus, **SMALL,
                                                                 "watermark": True}).cells[0]
     family, _, sampling, _ = build(cell)
     stream = Stream(SeedTree(0, "blocks"), "policy", [0])
-    step = Step(0, 40, None, None, None, None, None, stream, family, None, sampling)
+    params = None
+    if "zeroshot" in BLOCKS:   # its scorer: a tiny random language model saved in the test
+        pytest.importorskip("transformers")
+        from modelcollapse.curation.curated import CurateParams
+        from tiny_lm import tiny_lm_folder
+        with open(corpus, encoding="utf-8") as f:
+            folder = tiny_lm_folder(f.readlines(), tmp_path / "scorer")
+        params = CurateParams(scorer=folder)
+    step = Step(0, 40, None, None, None, None, None, stream, family, None, sampling, params)
     docs = family.data.train[:60]
     source = np.array([REAL] * 30 + [SYNTHETIC] * 30)
     batch = Batch(list(docs) + list(docs[:5]), np.r_[source, [SYNTHETIC] * 5],

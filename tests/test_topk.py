@@ -10,8 +10,8 @@ from modelcollapse import theory
 from modelcollapse.api import make_study, run
 from modelcollapse.closed_forms.categorical import top_k_plateau, top_k_replace
 from modelcollapse.errors import UserError
-from modelcollapse.models.base import Sampling
-from modelcollapse.models.categorical import biased, top_k_cut, zipf_probs
+from modelcollapse.families.base import Sampling
+from modelcollapse.families.categorical import biased, top_k_cut, zipf_probs
 
 
 def test_top_k_cut_keeps_the_k_largest_with_ties_to_the_lower_index():

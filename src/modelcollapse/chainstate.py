@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .provenance import Documents, Samples
+from .batches import Documents, Samples
 from .randomness import STAGES, SeedTree, Stream
 
 VERSION = 1
@@ -210,7 +210,7 @@ def _generator(state: Any, what: str) -> np.random.Generator:
 
 
 def _unpack_streams(meta: Any, read: _Reader, seeds: SeedTree, replicates: np.ndarray):
-    from .models.base import Streams
+    from .families.base import Streams
     streams = Streams(seeds, replicates)
     r = len(replicates)
     for stage, sm in _dict(meta, "streams").items():

@@ -22,8 +22,8 @@ from .catalog import FAMILIES, METRICS, POLICIES
 from .errors import UserError
 from .metrics import Metric, MetricContext
 from .metrics.state import EvaluationState
-from .models import Family, Sampling
-from .models.base import Streams
+from .families import Family, Sampling
+from .families.base import Streams
 from .policies import Policy, Step
 from .randomness import SeedTree
 

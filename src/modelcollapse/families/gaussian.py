@@ -21,7 +21,7 @@ import numpy as np
 
 from ..capabilities import GaussianClosedForm, HasDensity, HasMoments
 from ..errors import UserError
-from ..provenance import REAL, SYNTHETIC, Samples
+from ..batches import REAL, SYNTHETIC, Samples
 from ..randomness import Stream
 from .base import Family, Sampling, register, standard_noise
 from .mixture import Mixture, safe_cholesky
@@ -98,11 +98,6 @@ class GaussianModel:
     def mixture(self) -> Mixture:
         r = self.mean_.shape[0]
         return Mixture(np.ones((r, 1)), self.mean_[:, None, :], self.cov_[:, None])
-
-    def log_prob(self, x: np.ndarray) -> np.ndarray:
-        """(R, M) log density at x (R or 1, M, d)."""
-        return self.mixture.logpdf(x)
-
 
 def scatter_of(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(R, d) means and (R, d, d) scatter matrices of values (R, N, d)."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..capabilities import HasProbabilities
 from ..errors import UserError
-from ..provenance import REAL, SYNTHETIC, Samples
+from ..batches import REAL, SYNTHETIC, Samples
 from ..randomness import Stream
 from .base import Family, Sampling, register
 
@@ -82,12 +82,6 @@ class CategoricalModel:
 
     def __init__(self, probs: np.ndarray) -> None:
         self.probs_ = probs
-
-    def log_prob(self, x: np.ndarray) -> np.ndarray:
-        """(R, M) log-probability of outcomes x (R or 1, M) (minus infinity if unseen)."""
-        with np.errstate(divide="ignore"):
-            return np.log(np.take_along_axis(self.probs_, np.broadcast_to(
-                x, (self.probs_.shape[0], x.shape[1])), axis=1))
 
 
 def top_k_cut(q: np.ndarray, k: int) -> np.ndarray:

@@ -36,7 +36,7 @@ import numpy as np
 from ..capabilities import HasCoefficients
 from ..closed_forms.regression import eigh_small
 from ..errors import UserError
-from ..provenance import REAL, SYNTHETIC, Samples
+from ..batches import REAL, SYNTHETIC, Samples
 from ..randomness import Stream
 from .base import Family, Sampling, Streams, register, standard_noise
 
@@ -116,13 +116,6 @@ class RegressionModel:
         self.design_ = design
         self.noise = noise
         self.gram_, self.xty_, self.values_ = gram, xty, values
-
-    def log_prob(self, rows_xy: np.ndarray) -> np.ndarray:
-        """(R, M) conditional log-likelihood log N(y; x . w_hat, noise^2) of rows [x, y]
-        given as (R or 1, M, d + 1)."""
-        d = self.coef_.shape[1]
-        resid = rows_xy[..., d] - np.einsum("rmd,rd->rm", rows_xy[..., :d], self.coef_)
-        return -0.5 * ((resid / self.noise) ** 2 + np.log(2 * np.pi * self.noise**2))
 
 
 def rows(design: np.ndarray, n: int, start: int = 0) -> np.ndarray:

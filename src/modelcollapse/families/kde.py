@@ -17,7 +17,7 @@ import numpy as np
 
 from ..capabilities import HasDensity, HasMoments
 from ..errors import UserError
-from ..provenance import REAL, SYNTHETIC, Samples
+from ..batches import REAL, SYNTHETIC, Samples
 from ..randomness import Stream
 from .base import Family, Sampling, register
 from .gaussian import scatter_of
@@ -69,10 +69,6 @@ class KDEModel:
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """(R, d) mean and (R, d, d) covariance of the fitted distribution."""
         return self.mixture.mean(), self.mixture.cov()
-
-    def log_prob(self, x: np.ndarray) -> np.ndarray:
-        return self.mixture.logpdf(x)
-
 
 @register
 class KDE(Family, HasMoments, HasDensity):
