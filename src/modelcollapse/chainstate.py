@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .batches import Documents, Samples
-from .randomness import STAGES, SeedTree, Stream
+from .randomness import STAGES, SeedTree, Stream, buffer_key
 
 VERSION = 1
 NEXT, FINAL = "next", "final"   # see pack
@@ -184,10 +184,71 @@ def _pack_streams(streams: Any, store: _Arrays) -> dict:
         out[stage] = {
             "generators": {kind: [g.bit_generator.state for g in gens]
                            for kind, gens in s._generators.items()},
-            "buffers": {key: {"array": store.put(slot[0]), "position": int(slot[1])}
-                        for key, slot in s._buffers.items()},
+            "buffers": {key: _pack_buffer(s, key, slot, store) for key, slot in s._buffers.items()},
         }
     return out
+
+
+def _pack_buffer(s: Stream, key: str, slot: list, store: _Arrays) -> dict:
+    """A buffer as what refilled it: the draw spec, the generators' states before the fill,
+    the block's width (it decides the next block's size) and the read position; the block
+    is drawn again on load (bit for bit), so a state holds no pre-drawn randomness. A
+    buffer without a recorded source keeps its unserved draws as an array."""
+    width, pos = int(slot[0].shape[1]), int(slot[1])
+    source = s._sources.get(key)
+    if source is None:
+        return {"array": store.put(slot[0][:, pos:]), "position": pos, "width": width}
+    (kind, shape, df), before = source
+    return {"spec": {"kind": kind, "shape": list(shape), "df": df}, "before": before,
+            "position": pos, "width": width}
+
+
+def _unpack_buffer(s: Stream, key: str, slot: dict, read: _Reader, r: int, what: str) -> None:
+    if "before" in slot:
+        spec = _dict(slot.get("spec"), f"{what}.spec")
+        kind, shape, df = spec.get("kind"), spec.get("shape"), spec.get("df")
+        if kind not in ("normal", "uniform", "chisquare") or not isinstance(shape, list) \
+                or not all(type(n) is int and 0 < n <= 2**20 for n in shape) or len(shape) > 4:
+            raise InvalidState(f"{what}.spec is not a draw of this package")
+        shape = tuple(shape)
+        if int(np.prod(shape)) > 2**22:
+            raise InvalidState(f"{what}.spec asks for too many draws")
+        if kind == "chisquare":
+            try:
+                dfs = np.asarray(df, dtype=float)
+                ok = dfs.shape == shape and bool(np.all(dfs > 0)) and bool(np.all(np.isfinite(dfs)))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise InvalidState(f"{what}.spec.df does not fit its shape")
+        elif df is not None:
+            raise InvalidState(f"{what}.spec.df must be null")
+        spec_t = (kind, shape, df)
+        if buffer_key(spec_t) != key:
+            raise InvalidState(f"{what} is filed under another key than its spec's")
+        width = _int(slot.get("width"), f"{what}.width", 1, 257)   # see block_length
+        pos = _int(slot.get("position"), f"{what}.position", 0, width + 1)
+        before = slot.get("before")
+        if not isinstance(before, list) or len(before) != r:
+            raise InvalidState(f"{what}.before must list {r} generator states")
+        gens = [_generator(st, f"{what}.before") for st in before]
+        s._buffers[key] = [s.fill_block(spec_t, gens, width), pos]
+        s._sources[key] = (spec_t, before)
+        return
+    block = read.array(slot.get("array"), what, "f")
+    if block.ndim < 2 or block.shape[0] != r:
+        raise InvalidState(f"{what} does not hold {r} replicates' draws")
+    if "width" in slot:   # the unserved tail of a block of that width
+        width = _int(slot.get("width"), f"{what}.width", 1, 257)   # see block_length
+        pos = _int(slot.get("position"), f"{what}.position", 0, width + 1)
+        if block.shape[1] != width - pos:
+            raise InvalidState(f"{what} does not hold the draws after its position")
+        full = np.zeros((r, width, *block.shape[2:]))
+        full[:, pos:] = block
+        s._buffers[key] = [full, pos]
+        return
+    pos = _int(slot.get("position"), f"{what}.position", 0, block.shape[1] + 1)
+    s._buffers[key] = [np.array(block, dtype=np.float64), pos]
 
 
 def _generator(state: Any, what: str) -> np.random.Generator:
@@ -224,12 +285,7 @@ def _unpack_streams(meta: Any, read: _Reader, seeds: SeedTree, replicates: np.nd
             s._generators[kind] = [_generator(st, f"streams.{stage}.{kind[:40]}") for st in states]
         for key, slot in _dict(sm.get("buffers"), f"streams.{stage}.buffers").items():
             what = f"streams.{stage}.buffers.{key[:40]}"
-            slot = _dict(slot, what)
-            block = read.array(slot.get("array"), what, "f")
-            if block.ndim < 2 or block.shape[0] != r:
-                raise InvalidState(f"{what} does not hold {r} replicates' draws")
-            pos = _int(slot.get("position"), f"{what}.position", 0, block.shape[1] + 1)
-            s._buffers[key] = [np.array(block, dtype=np.float64), pos]
+            _unpack_buffer(s, key, _dict(slot, what), read, r, what)
         streams._streams[stage] = s
     return streams
 
