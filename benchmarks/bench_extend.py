@@ -3,8 +3,8 @@ recomputing the old generations (what --extend did before; forced here by giving
 family no state classes, the fallback path), and a fresh run of 2G generations.
 
 Usage: .venv/bin/python benchmarks/bench_extend.py [--quick]
-Settings: Gaussian (d = 2, samples, not sufficient statistics) under replace and under
-accumulate, categorical (500 outcomes) under replace; n = default, 500 replicates
+Settings: Gaussian (d = 2, samples, not sufficient statistics) under replace (n = 1,000)
+and under accumulate (n = 100), categorical (500 outcomes, n = 1,000) under replace; 500 replicates
 (--quick: 200), chunks of 100, 40 -> 80 generations.
 Writes benchmarks/results/extend.json. Checks that all three tables hold the same values.
 """
@@ -32,18 +32,19 @@ def _key(df: pd.DataFrame) -> pd.DataFrame:
             .sort_values(["cell", "metric", "generation", "replicate"]).reset_index(drop=True))
 
 
-def case(family: str, policy: str, params: dict, reps: int, g0: int, g1: int) -> dict:
+def case(family: str, policy: str, params: dict, reps: int, g0: int, g1: int,
+         n_samples: int | None = None) -> dict:
     from modelcollapse.api import make_study, run_study
     from modelcollapse.catalog import FAMILIES
     from modelcollapse.loop import RecomputeWarning
 
     def study(g):
         return make_study(family=family, policy=policy, generations=g, replicates=reps,
-                          params={"chunk_size": 100, **params})
+                          n_samples=n_samples, params={"chunk_size": 100, **params})
 
     root = Path(tempfile.mkdtemp(prefix="bench_extend_"))
     out: dict = {"family": family, "policy": policy, "params": params, "replicates": reps,
-                 "from": g0, "to": g1}
+                 "n_samples": n_samples, "from": g0, "to": g1}
     try:
         cls = FAMILIES.get(family)
         for name, classes in (("continue", cls.state_classes), ("recompute", ())):
@@ -82,7 +83,7 @@ def case(family: str, policy: str, params: dict, reps: int, g0: int, g1: int) ->
 def main() -> None:
     quick = "--quick" in sys.argv
     reps = 200 if quick else 500
-    results = [case("gaussian", "replace", {"dim": 2, "sufficient_stats": False}, reps, 40, 80),
+    results = [case("gaussian", "replace", {"dim": 2, "sufficient_stats": False}, reps, 40, 80, 1000),
                case("categorical", "replace", {"n_outcomes": 500}, reps, 40, 80),
                # generation g fits (g + 1) n points: generations 40..79 are 3/4 of the work
                case("gaussian", "accumulate", {"dim": 2, "sufficient_stats": False}, reps, 40, 80)]
