@@ -188,3 +188,35 @@ def test_a_state_whose_model_was_edited_is_caught_by_remeasuring(tmp_path, monke
     fresh = run_study(_study("gaussian", "replace", {"sufficient_stats": True}, 5),
                       tmp_path / "fresh", plots=False).metrics
     assert _key(fresh).equals(_key(ext))
+
+
+def test_random_buffers_are_saved_as_what_drew_them(tmp_path, monkeypatch):
+    """A state keeps no pre-drawn randomness: a buffer is its draw spec and the generator
+    states before the block, drawn again on load; a spec that does not fit its key is
+    refused (and the chunk recomputed), never drawn."""
+    import io
+    import json
+    import zipfile
+    out = tmp_path / "run"
+    run_study(_study("gaussian", "replace", {"sufficient_stats": False}, 3), out, plots=False)
+    path = next((out / "cells").glob("*/final")) / "0-2.state.npz"
+    with zipfile.ZipFile(path) as z:
+        members = {i.filename: z.read(i) for i in z.infolist()}
+    meta = json.loads(members["meta.json"])
+    buffers = [b for st in meta["streams"].values() for b in st["buffers"].values()]
+    assert buffers and all("before" in b and "array" not in b for b in buffers)
+    first = next(st for st in meta["streams"].values() if st["buffers"])
+    key = next(iter(first["buffers"]))
+    first["buffers"][key]["spec"]["shape"] = [7]   # another shape under the same key
+    members["meta.json"] = json.dumps(meta).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    path.write_bytes(buf.getvalue())
+    with pytest.warns(RecomputeWarning, match="another key"):
+        ext = run_study(_study("gaussian", "replace", {"sufficient_stats": False}, 5), out,
+                        plots=False, extend=True).metrics
+    fresh = run_study(_study("gaussian", "replace", {"sufficient_stats": False}, 5),
+                      tmp_path / "fresh", plots=False).metrics
+    assert _key(fresh).equals(_key(ext))
