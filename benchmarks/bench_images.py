@@ -100,7 +100,7 @@ def peer_conv_vae(x, p, seed):
     torch.manual_seed(seed)
     n, d = x.shape
     side = int(round(d ** 0.5))
-    vae = ConvVAE((side, side), p.channels, p.latent)
+    vae = ConvVAE((side, side), p.conv_channels, p.latent)
     opt = torch.optim.Adam(vae.parameters(), lr=p.lr)
     for _ in range(p.epochs):
         perm = torch.randperm(n)

@@ -151,8 +151,15 @@ def test_conv_vae_learns():
     assert val(long, "fid") < val(short, "fid")
 
 
-def test_bad_vae_arch_params():
+def test_vae_arch_params():
+    from modelcollapse.api import make_study
     from modelcollapse.errors import UserError
     from modelcollapse.families.images.vae import VAEParams
     with pytest.raises(UserError, match="channels"):
         VAEParams(arch="conv", channels=20)
+    with pytest.raises(UserError, match="arch"):
+        make_study(family="vae", params={"arch": "cnn"})
+    # unset, the new parameters stay out of the cell (its key seeds the run: old studies
+    # keep their numbers); set, they are part of it
+    assert not {"arch", "channels"} & set(make_study(family="vae").cells[0].params)
+    assert make_study(family="vae", params={"arch": "conv"}).cells[0].params["arch"] == "conv"
