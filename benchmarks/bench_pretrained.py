@@ -2,7 +2,7 @@
 
   sampling   PROMPTS real 64-token prompts of the embedded corpus, NEW new tokens each, in
              batches of BATCH, plain sampling (T = 1, no top-k / top-p). Ours:
-             ``neural.decode.sample`` (one prefill keeping the last position's logits, one
+             ``neural.sampling.sample`` (one prefill keeping the last position's logits, one
              cached step per token, inverse-CDF draws from a local torch.Generator, under
              inference_mode). Peer: ``model.generate(do_sample=True, top_k=0, top_p=1.0,
              max_new_tokens=NEW, min_new_tokens=NEW)`` per batch, as a user writes it (it also

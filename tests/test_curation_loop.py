@@ -194,7 +194,7 @@ def test_bad_pipelines_are_one_sentence(corpus, pipeline, message):
         run(corpus, "curated", pipeline="exact_dedup", quality_keep=0.5)
 
 
-def test_every_registered_block_counts_add_up(corpus):
+def test_every_registered_block_counts_add_up(corpus, tmp_path):
     """Common check over the block registry: kept + dropped per reason = the pool, and every
     reason given is one the block declares."""
     from modelcollapse.curation.base import Batch, run_chain
@@ -208,7 +208,15 @@ def test_every_registered_block_counts_add_up(corpus):
                                                                 "watermark": True}).cells[0]
     family, _, sampling, _ = build(cell)
     stream = Stream(SeedTree(0, "blocks"), "policy", [0])
-    step = Step(0, 40, None, None, None, None, None, stream, family, None, sampling)
+    params = None
+    if "zeroshot" in BLOCKS:   # its scorer: a tiny random language model saved in the test
+        pytest.importorskip("transformers")
+        from modelcollapse.curation.curated import CurateParams
+        from tiny_lm import tiny_lm_folder
+        with open(corpus, encoding="utf-8") as f:
+            folder = tiny_lm_folder(f.readlines(), tmp_path / "scorer")
+        params = CurateParams(scorer=folder)
+    step = Step(0, 40, None, None, None, None, None, stream, family, None, sampling, params)
     docs = family.data.train[:60]
     source = np.array([REAL] * 30 + [SYNTHETIC] * 30)
     batch = Batch(list(docs) + list(docs[:5]), np.r_[source, [SYNTHETIC] * 5],

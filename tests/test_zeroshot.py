@@ -33,15 +33,23 @@ def _per_document(model, tok, text):
 
 def test_batched_equals_per_document_loop(lm):
     model, tok = lm
-    stats = token_stats(model, tok, TEXTS, batch_tokens=64)
+    stats = token_stats(model, tok, TEXTS, batch_tokens=64, precision="float32")
     for i in (0, 7, 22, 39):
         ll, mu, var = _per_document(model, tok, TEXTS[i])
         assert stats.ll[i] == pytest.approx(ll, rel=1e-4, abs=1e-4)
         assert stats.mu[i] == pytest.approx(mu, rel=1e-4, abs=1e-4)
         assert stats.var[i] == pytest.approx(var, rel=1e-4, abs=1e-4)
     # the batching does not change the numbers
-    other = token_stats(model, tok, TEXTS, batch_tokens=4096)
+    other = token_stats(model, tok, TEXTS, batch_tokens=4096, precision="float32")
     np.testing.assert_allclose(stats.ll, other.ll, rtol=1e-4, atol=1e-4)
+    # nor does a chunk of positions smaller than a document (the fused per-chunk sums)
+    import modelcollapse.zeroshot.score as score
+    old, score.STAT_FLOATS = score.STAT_FLOATS, 7 * len(tok)
+    try:
+        chunked = token_stats(model, tok, TEXTS, batch_tokens=4096, precision="float32")
+    finally:
+        score.STAT_FLOATS = old
+    np.testing.assert_allclose(chunked.var, stats.var, rtol=1e-4, atol=1e-4)
     crit = criteria(stats)
     assert np.isfinite(crit["fast_detectgpt"]).all() and "binoculars" not in crit
 
@@ -52,8 +60,33 @@ def test_binoculars_with_a_performer(lm):
     stats = token_stats(model, tok, TEXTS[:5], performer=performer)
     assert np.isfinite(criteria(stats)["binoculars"]).all()
     # observer = performer: the cross-entropy is the entropy, -mu
-    same = token_stats(model, tok, TEXTS[:5], performer=model)
+    same = token_stats(model, tok, TEXTS[:5], performer=model, precision="float32")
     np.testing.assert_allclose(same.xent, -same.mu, rtol=1e-4)
+    np.testing.assert_allclose(same.perf_ll, same.ll, rtol=1e-5)
+
+
+def test_bf16_and_the_full_forward_path_agree_with_float32(lm):
+    from modelcollapse.zeroshot.score import resolve_precision, split_head
+    model, tok = lm
+    exact = token_stats(model, tok, TEXTS, precision="float32")
+    fast = token_stats(model, tok, TEXTS, precision="bfloat16")
+    # bf16 keeps 8 bits of mantissa: per-token errors of ~1e-2 that average over a document
+    crit, crit_fast = criteria(exact), criteria(fast)
+    for name in crit:
+        np.testing.assert_allclose(crit_fast[name], crit[name], rtol=0.05, atol=0.05)
+    assert np.corrcoef(crit["fast_detectgpt"], crit_fast["fast_detectgpt"])[0, 1] > 0.99
+    # a model whose logits are scaled takes its own forward pass (same numbers as its head)
+    assert split_head(model) is not None
+    model.config.logit_scale = 2.0
+    try:
+        assert split_head(model) is None
+        full = token_stats(model, tok, TEXTS, precision="float32")
+    finally:
+        del model.config.logit_scale
+    np.testing.assert_allclose(full.ll, exact.ll, rtol=1e-4, atol=1e-4)
+    assert resolve_precision("float32", "cpu") == "float32"
+    with pytest.raises(Exception, match="scoring precision"):
+        resolve_precision("int4", "cpu")
 
 
 def test_buckets_bound_padded_tokens():

@@ -30,3 +30,13 @@ def tiny_lm(texts, seed: int = 0, hidden: int = 32, layers: int = 2, chat: bool 
                       eos_token_id=3, tie_word_embeddings=False)
     model = LlamaForCausalLM(cfg).eval()
     return model, tok
+
+
+def tiny_lm_folder(texts, folder, seed: int = 0) -> str:
+    """A tiny random llama over the words of ``texts`` (punctuation split off), saved to
+    ``folder`` as transformers saves any model; returns the folder as a model spec."""
+    spaced = [t.replace(".", " . ").replace(",", " , ") for t in texts]
+    model, tok = tiny_lm(spaced, seed=seed, chat=False)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)

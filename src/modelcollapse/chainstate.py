@@ -2,14 +2,17 @@
 
 Families whose models live on disk (:class:`~modelcollapse.capabilities.Persistent`) save
 the state of a chunk's chains after every generation, so an interrupted cell resumes at its next
-unfinished generation. The state is what the loop needs to continue exactly where it
-stopped:
+unfinished generation (phase :data:`NEXT`). Families whose models are plain data
+(``Family.state_classes``: the numpy families) save the state every chunk ends in (phase
+:data:`FINAL`), so ``--extend`` continues a finished chain instead of recomputing it. The
+state is what the loop needs to continue exactly where it stopped:
 
 * ``out``: (g + 1, M, R) the metric values so far;
 * the random streams: per stage, every generator's PCG64 state (JSON integers) and the
   buffered draws not yet served (arrays, with their read position);
 * the batches ``real``, ``train`` and ``history`` (``Documents`` or ``Samples``: token ids,
-  sources and generations as flat arrays with their lengths);
+  sources and generations as flat arrays with their lengths; a family's own batch classes,
+  sufficient statistics, through its ``save_state``);
 * the model, and the generation-0 model that the text metrics score with, through the
   family's pair ``save_state(model) -> dict`` / ``load_state(dict) -> model`` (arrays and
   JSON values only; the transformer's refer to their weight files).
@@ -32,6 +35,7 @@ from .batches import Documents, Samples
 from .randomness import STAGES, SeedTree, Stream
 
 VERSION = 1
+NEXT, FINAL = "next", "final"   # see pack
 _U128 = 2**128
 
 
@@ -106,7 +110,9 @@ def _dict(value: Any, what: str) -> dict:
 
 
 # -- batches -------------------------------------------------------------------------------
-def _pack_batch(batch: Any, store: _Arrays) -> dict:
+def _pack_batch(batch: Any, store: _Arrays, family: Any) -> dict:
+    if type(batch) in getattr(family, "state_classes", ()):   # statistics, Samples subclasses
+        return {"kind": "object", "state": store.tree(family.save_state(batch))}
     if isinstance(batch, Samples):
         return {"kind": "samples", "values": store.put(batch.values),
                 "source": store.put(batch.source), "generation": store.put(batch.generation)}
@@ -128,8 +134,15 @@ def _pack_batch(batch: Any, store: _Arrays) -> dict:
     raise TypeError(f"cannot save a {type(batch).__name__} batch in a chain state")
 
 
-def _unpack_batch(meta: Any, read: _Reader, r: int, what: str) -> Samples | Documents:
+def _unpack_batch(meta: Any, read: _Reader, r: int, what: str, family: Any) -> Any:
     meta = _dict(meta, what)
+    if meta.get("kind") == "object" and getattr(family, "state_classes", ()):
+        try:
+            return family.load_state(read.tree(meta.get("state")))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            if isinstance(e, InvalidState):
+                raise
+            raise InvalidState(f"{what} is malformed ({str(e)[:80]})") from None
     if meta.get("kind") == "samples":
         values = read.array(meta.get("values"), f"{what}.values", "biuf")
         source = read.array(meta.get("source"), f"{what}.source", "iu", 2)
@@ -222,8 +235,11 @@ def _unpack_streams(meta: Any, read: _Reader, seeds: SeedTree, replicates: np.nd
 
 
 # -- the whole state -----------------------------------------------------------------------
-def pack(state: dict, family: Any) -> tuple[dict[str, np.ndarray], dict]:
-    """A loop state (see ``loop.simulate``) as ``(arrays, meta)``; meta is JSON."""
+def pack(state: dict, family: Any, phase: str = NEXT) -> tuple[dict[str, np.ndarray], dict]:
+    """A loop state (see ``loop.simulate``) as ``(arrays, meta)``; meta is JSON. ``phase``:
+    :data:`NEXT` (generation g measured, sampled and g + 1's training set built: ``train``)
+    or :data:`FINAL` (generation g fitted on ``train`` and measured, nothing sampled yet: the
+    state a finished chain ends in, which ``--extend`` continues from)."""
     store = _Arrays()
     streams = state["streams"]
     seeds = streams.seeds
@@ -232,14 +248,14 @@ def pack(state: dict, family: Any) -> tuple[dict[str, np.ndarray], dict]:
     for name in ("real", "train", "history"):   # train and history are often real itself
         batch = state[name]
         batches[name] = {"same_as": named[id(batch)]} if id(batch) in named \
-            else _pack_batch(batch, store)
+            else _pack_batch(batch, store, family)
         named.setdefault(id(batch), name)
     gen0 = state["evaluation"].get("gen0")
     if set(state["evaluation"]) - {"gen0"}:
         raise TypeError("a chain state saves only the evaluation state's gen0 models")
     meta = {
         "format": "modelcollapse.chainstate", "version": VERSION,
-        "generation": int(state["generation"]), "seed": seeds.seed,
+        "generation": int(state["generation"]), "phase": phase, "seed": seeds.seed,
         "cell_words": list(seeds.cell_words),
         "replicates": store.put(np.asarray(streams.replicates, dtype=np.int64)),
         "out": store.put(np.asarray(state["out"], dtype=np.float64)),
@@ -251,13 +267,15 @@ def pack(state: dict, family: Any) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def unpack(arrays: dict[str, np.ndarray], meta: Any, family: Any, seeds: SeedTree,
-           replicates: np.ndarray, shape: tuple[int, int, int]) -> dict:
+           replicates: np.ndarray, shape: tuple[int, int, int], phase: str = NEXT) -> dict:
     """The loop state saved by :func:`pack`, checked against this chunk: its seeds, its
-    ``replicates`` and ``shape`` = (generations, metrics, R) of its output."""
+    ``replicates``, ``shape`` = (generations, metrics, R) of its output and its ``phase``."""
     meta = _dict(meta, "the state")
     read = _Reader(arrays)
     if meta.get("format") != "modelcollapse.chainstate" or meta.get("version") != VERSION:
         raise InvalidState(f"it is not a version-{VERSION} modelcollapse chain state")
+    if meta.get("phase", NEXT) != phase:   # states from before phases were kept: NEXT
+        raise InvalidState(f"it is a '{str(meta.get('phase'))[:20]}' state, not '{phase}'")
     if meta.get("seed") != seeds.seed or meta.get("cell_words") != list(seeds.cell_words):
         raise InvalidState("it belongs to another cell or seed")
     saved_reps = read.array(meta.get("replicates"), "replicates", "iu", 1)
@@ -277,7 +295,7 @@ def unpack(arrays: dict[str, np.ndarray], meta: Any, family: Any, seeds: SeedTre
                 raise InvalidState(f"batches.{name} refers to an unknown batch")
             loaded[name] = loaded[b["same_as"]]
         else:
-            loaded[name] = _unpack_batch(b, read, r, f"batches.{name}")
+            loaded[name] = _unpack_batch(b, read, r, f"batches.{name}", family)
     try:
         model = family.load_state(read.tree(meta.get("model")))
         gen0 = None if meta.get("gen0") is None else family.load_state(read.tree(meta["gen0"]))

@@ -39,6 +39,7 @@ class Step:
     family: Any = None       # the family (curation reads its corpus and reference data)
     model: Any = None        # the model that produced ``synthetic``
     sampling: Any = None     # how it was sampled
+    params: Any = None       # the policy's parameters (curation blocks read their options there)
 
 
 @dataclass(frozen=True)

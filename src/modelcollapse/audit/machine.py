@@ -86,13 +86,16 @@ class Scorer:
     pair: tuple[str, str] | None = None
     batch_tokens: int = 2048
     device: str = "cpu"
+    precision: str = "auto"
 
     def key(self) -> str:
         from ..zeroshot.generate import model_identity
         ident = model_identity(self.model, self.tokenizer, self.spec)
         if self.performer is not None:
             ident += "|" + model_identity(self.performer, self.tokenizer, self.pair[1])
-        return f"{ident}|max_tokens={MAX_SCORE_TOKENS}"
+        key = f"{ident}|max_tokens={MAX_SCORE_TOKENS}"
+        # float32 scores keep the key they always had (their cache stays valid)
+        return key if self.precision == "float32" else f"{key}|precision={self.precision}"
 
     def scores(self, texts: list[str]) -> dict[str, np.ndarray]:
         """(N,) per criterion for ``texts`` (cached per document)."""
@@ -101,12 +104,14 @@ class Scorer:
         stats = cached_token_stats(self.model, self.tokenizer, texts, self._key,
                                    _cache_folder("scores"), performer=self.performer,
                                    batch_tokens=self.batch_tokens, max_tokens=MAX_SCORE_TOKENS,
-                                   device=self.device)
+                                   device=self.device, precision=self.precision)
         out = criteria(stats)
         out["n_lm_tokens"] = stats.n + 1
         return out
 
     def __post_init__(self) -> None:
+        from ..zeroshot.score import resolve_precision
+        self.precision = resolve_precision(self.precision, self.device)
         self._key = self.key()
 
 
@@ -126,6 +131,7 @@ class MachineReference:
                 "binoculars": None if self.scorer.pair is None else
                 {"observer": self.scorer.pair[0], "performer": self.scorer.pair[1]},
                 "best_detector": self.best, "max_tokens": MAX_SCORE_TOKENS,
+                "precision": self.scorer.precision,
                 "detectors": {k: c.as_record() for k, c in self.calibrations.items()}}
 
 
@@ -141,12 +147,13 @@ def load_scorer(settings) -> Scorer | None:
         check_pair(settings.observer, obs_tok, settings.performer, perf_tok)
         return Scorer(settings.observer, obs, obs_tok, perf,
                       (settings.observer, settings.performer), settings.lm_batch_tokens,
-                      settings.device)
+                      settings.device, settings.lm_precision)
     spec = settings.scorer_spec
     if spec is None:
         return None
     model, tok = load_lm(spec, settings.device)
-    return Scorer(spec, model, tok, None, None, settings.lm_batch_tokens, settings.device)
+    return Scorer(spec, model, tok, None, None, settings.lm_batch_tokens, settings.device,
+                  settings.lm_precision)
 
 
 def prepare_machine(scorer: Scorer, human_texts: list[str], ai_texts: list[str],

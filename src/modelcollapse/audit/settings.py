@@ -74,6 +74,10 @@ class AuditSettings:
                        type=str)
     lm_batch_tokens: int = _opt(2048, "tokens per scoring batch of the language models "
                                       "(bounds memory; default 2048)", minimum=64)
+    lm_precision: str = _opt("auto", "arithmetic of the scoring models: auto (bfloat16 where "
+                                     "the CPU or GPU has native bf16, else float32), float32, "
+                                     "bfloat16", choices=("auto", "float32", "bfloat16"),
+                             type=str)
     sample_tokens: int = _opt(20_000, "tokens per equal-size sample of the lexical signals",
                               minimum=500)
     n_boot: int = _opt(200, "bootstrap replicates", minimum=20)
@@ -112,6 +116,9 @@ class AuditSettings:
         if (self.observer is None) != (self.performer is None):
             raise UserError("Binoculars needs both --observer and --performer (two models "
                             "sharing a tokenizer); give both or neither")
+        if self.lm_precision not in ("auto", "float32", "bfloat16"):
+            raise UserError(f"lm_precision must be auto, float32 or bfloat16; got "
+                            f"{self.lm_precision!r}")
         if self.device != "cpu" and not self.device.startswith(("cuda", "mps")):
             raise UserError(f"device must be cpu, cuda or cuda:N; got {self.device!r}")
 

@@ -4,8 +4,8 @@ The pool of generation g+1 holds ``pool_factor * n_samples`` documents: a ``real
 of them real (a random subset of the original pool, or fresh ones), the rest written by
 model g. Then:
 
-- ``filtered``: one detector (oracle, watermark, likelihood or classifier) flags documents
-  as machine-written and they are dropped;
+- ``filtered``: one detector (oracle, watermark, likelihood, classifier or zeroshot: a real
+  language model, ``scorer``) flags documents as machine-written and they are dropped;
 - ``curated``: exact dedup -> MinHash near dedup -> top-quality selection (likelihood under
   a human-only reference model) -> rarity-weighted diversity selection;
 - ``recovery``: ``replace`` until generation ``recover_at``, then train with
@@ -27,7 +27,7 @@ honest out-of-sample figure.
 from __future__ import annotations
 
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -163,6 +163,7 @@ class _PoolPolicy(Mix, RecordsCuration):
 
     def curate(self, step: Step):
         """Run the chain on every replicate's pool; the kept documents, with their metrics."""
+        step = replace(step, params=self.params)   # the blocks read their options there
         pool = self.pool(step)
         blocks = self.blocks(step)
         keeps, records = [], []
@@ -196,19 +197,27 @@ class FilterParams(MixParams):
     'likelihood' (an n-gram model of order detector_order trained on human text only; flags
     the likelihood_side tail: 'low' = too typical, as truncated sampling makes text, 'high'
     = too unlikely, as plain sampling from a smoothed model does) or 'classifier' (logistic
-    regression on hashed n-grams, human text vs documents a generation-0 model wrote).
-    target_fpr: the false-positive rate the likelihood and classifier thresholds are
-    calibrated to."""
+    regression on hashed n-grams, human text vs documents a generation-0 model wrote) or
+    'zeroshot' (a real causal language model, scorer: a .gguf file, a model folder, a name
+    fetched with `modelcollapse models fetch` or a hub id, reads the documents rendered as
+    text and flags those whose zeroshot_criterion is high: 'fast_detectgpt', the analytic
+    sampling discrepancy of Bao et al. 2024, or 'log_likelihood', the mean token
+    log-likelihood). target_fpr: the false-positive rate the likelihood, classifier and
+    zeroshot thresholds are calibrated to, on the test split."""
 
     real_fraction: float = 0.0
     pool_factor: float = 1.0
-    detector: Literal["oracle", "watermark", "likelihood", "classifier"] = "oracle"
+    detector: Literal["oracle", "watermark", "likelihood", "classifier", "zeroshot"] = "oracle"
     target_fpr: float = 0.01
     oracle_recall: float = 0.9
     oracle_fpr: float = 0.01
     watermark_z: float = 4.0
     likelihood_side: Literal["low", "high", "two-sided"] = "two-sided"
     detector_order: int = 3
+    # unset (None): smollm2-135m and fast_detectgpt (kept out of the cell's identity, so
+    # cells of other detectors keep the keys and seeds they always had)
+    scorer: str | None = None
+    zeroshot_criterion: Literal["fast_detectgpt", "log_likelihood"] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -229,7 +238,8 @@ class Filtered(_PoolPolicy):
     Params = FilterParams
     measures = COMMON_MEASURES + DETECTOR_MEASURES + ("dropped_detector",)
     # What each detector needs of the family beyond text generation.
-    detector_requires = {"watermark": (Watermarks,), "classifier": (RefitsOnDocuments,)}
+    detector_requires = {"watermark": (Watermarks,), "classifier": (RefitsOnDocuments,),
+                         "zeroshot": (GeneratesText,)}
 
     def __init__(self, params: Any) -> None:
         super().__init__(params)
@@ -246,9 +256,11 @@ class Filtered(_PoolPolicy):
         if p.detector == "watermark" and family.watermark is None:
             raise UserError("params.detector = 'watermark' needs the family to watermark its "
                             "samples: set watermark = true")
-        if p.detector in ("likelihood", "classifier"):
+        if p.detector == "zeroshot":
+            pipeline.BLOCKS.get("zeroshot").check(p, "params")
+        if p.detector in ("likelihood", "classifier", "zeroshot"):
             data = family.data
-            if not data.validation:
+            if p.detector != "zeroshot" and not data.validation:
                 raise UserError(f"the {p.detector} detector learns human text from the "
                                 f"validation split, which is empty: set validation_share > 0")
             side = p.likelihood_side if p.detector == "likelihood" else "high"
@@ -260,7 +272,7 @@ class Filtered(_PoolPolicy):
                                 f"use a larger corpus)")
 
     def detector(self, step: Step):
-        if self._detector is None:
+        if self._detector is None:   # fitted once per cell in each process
             self._detector = pipeline.detector_block(self.params.detector, self.params, step)
         return self._detector
 
@@ -278,7 +290,9 @@ class CurateParams(MixParams):
     counters the loss of tails. cluster_cap: at most this many documents per
     near-duplicate cluster in the diversity step (0: no cap). pipeline: instead of those
     flags, the blocks in order as one string, e.g. "exact_dedup, near_dedup=0.8,
-    top_quality=0.8, likelihood=0.05" (registered blocks: curation/pipeline.py)."""
+    top_quality=0.8, likelihood=0.05" (registered blocks: curation/pipeline.py).
+    scorer, zeroshot_criterion: the language model and criterion of a pipeline's zeroshot
+    block (as for filtered)."""
 
     real_fraction: float = 0.0
     pool_factor: float = 1.0
@@ -288,6 +302,10 @@ class CurateParams(MixParams):
     diversity_keep: float = 1.0
     cluster_cap: int = 0
     pipeline: str | None = None   # unset: the flags above (kept out of the cell's identity)
+    # unset (None): smollm2-135m and fast_detectgpt (kept out of the cell's identity, so
+    # cells of other detectors keep the keys and seeds they always had)
+    scorer: str | None = None
+    zeroshot_criterion: Literal["fast_detectgpt", "log_likelihood"] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -324,7 +342,8 @@ class Curated(_PoolPolicy):
     def check_family(self, family: Any) -> None:
         super().check_family(family)
         if self.params.pipeline is not None:
-            pipeline.check(pipeline.parse(self.params.pipeline), family, "params.pipeline")
+            pipeline.check(pipeline.parse(self.params.pipeline), family, "params.pipeline",
+                           self.params)
         if self.params.quality_keep < 1.0 and not family.data.validation:
             raise UserError("the quality selection scores documents under a model of the "
                             "validation split, which is empty: set validation_share > 0")

@@ -21,15 +21,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..capabilities import Capability, RefitsOnDocuments, Watermarks, describe, satisfies
+from ..capabilities import (Capability, GeneratesText, RefitsOnDocuments, Watermarks, describe,
+                            satisfies)
 from ..errors import UserError
 from ..randomness import SHARED
 from ..registry import Registry
 from .base import Block
+from .thresholds import min_calibration_size
 from .dedup import ExactDedup, NearDedup
 from .detectors import ClassifierDetector, DetectorFilter, LikelihoodDetector, OracleDetector
 from .selection import DiversitySelection, TopQuality
 from .watermark import WatermarkDetector
+from .zeroshot import check_scorer, zeroshot_detector
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,10 @@ class BlockSpec:
     setting : what its number means (shown by ``modelcollapse list``); default : the number
     when none is given (None: the block takes no number). requires : family capabilities.
     reference : True when it judges with the human reference (needs a validation split).
+    calibrates : the side ('high', 'low', 'two-sided') of a threshold calibrated on the test
+    split to the block's number as a target FPR (the split must hold enough documents); ''
+    when none. check : ``check(params, where)`` raises UserError for policy parameters the
+    block reads (e.g. a scorer model that cannot be found), before anything runs.
     """
 
     name: str
@@ -51,6 +58,8 @@ class BlockSpec:
     reference: bool = False
     detector: bool = False
     maximum: float = 1.0
+    calibrates: str = ""
+    check: Callable[[Any, str], None] | None = None
 
 
 BLOCKS: Registry[BlockSpec] = Registry("curation block")
@@ -58,12 +67,14 @@ BLOCKS: Registry[BlockSpec] = Registry("curation block")
 
 def block(name: str, *, reasons: tuple[str, ...], setting: str = "", default: float | None = None,
           requires: tuple[type[Capability], ...] = (), reference: bool = False,
-          detector: bool = False, maximum: float = 1.0):
+          detector: bool = False, maximum: float = 1.0, calibrates: str = "",
+          check: Callable[[Any, str], None] | None = None):
     """Register ``build(number, step) -> Block`` as curation block ``name`` (its number, when
-    it takes one, must lie in (0, maximum])."""
+    it takes one, must lie in (0, maximum]). ``step.params`` holds the policy's parameters."""
     def wrap(build: Callable[[float | None, Any], Block]) -> Callable[[float | None, Any], Block]:
         BLOCKS.add(name, BlockSpec(name, build, tuple(reasons), setting, default,
-                                   tuple(requires), reference, detector, maximum))
+                                   tuple(requires), reference, detector, maximum, calibrates,
+                                   check))
         return build
     return wrap
 
@@ -95,9 +106,11 @@ def parse(text: str, where: str = "params.pipeline") -> list[tuple[BlockSpec, fl
     return out
 
 
-def check(pipeline: list[tuple[BlockSpec, float | None]], family: Any, where: str) -> None:
-    """Refuse, before anything runs, a block the family cannot feed."""
-    for spec, _ in pipeline:
+def check(pipeline: list[tuple[BlockSpec, float | None]], family: Any, where: str,
+          params: Any = None) -> None:
+    """Refuse, before anything runs, a block the family cannot feed (or whose policy
+    parameters, ``params``, are wrong)."""
+    for spec, number in pipeline:
         if not satisfies(family, spec.requires):
             raise UserError(f"{where}: block {spec.name} needs a family with "
                             f"{describe(spec.requires)}; family {family.name} has none")
@@ -107,6 +120,14 @@ def check(pipeline: list[tuple[BlockSpec, float | None]], family: Any, where: st
         if spec.reference and not family.data.validation:
             raise UserError(f"{where}: block {spec.name} judges with a model of the validation "
                             f"split, which is empty: set validation_share > 0")
+        if spec.calibrates and number is not None:
+            need, have = min_calibration_size(number, spec.calibrates), len(family.data.test)
+            if have < need:
+                raise UserError(f"{where}: block {spec.name}={number:g} needs at least {need} "
+                                f"human documents to calibrate its threshold; the test split "
+                                f"holds {have} (raise the target FPR or test_share)")
+        if spec.check is not None and params is not None:
+            spec.check(params, "params")
 
 
 def _judge(step: Any, make: Callable[[list, list, int], Block]) -> Block:
@@ -170,21 +191,39 @@ def detector_block(kind: str, p: Any, step: Any) -> Block:
             return DetectorFilter(ClassifierDetector(p.target_fpr, seed=0).fit(
                 validation, restrict(generated, known), test))
         return _judge(step, make)
+    if kind == "zeroshot":
+        # A language model reads the text; it learns nothing from the splits, so it is not
+        # shown the reference's words only (SeenWords): the threshold is set on the test split.
+        return DetectorFilter(zeroshot_detector(family, p.scorer, p.zeroshot_criterion,
+                                                p.target_fpr))
     raise UserError(f"unknown detector '{kind}'")
+
+
+#: The policy parameters a detector block reads besides its number (from ``step.params``).
+OPTIONS = {"zeroshot": ("scorer", "zeroshot_criterion")}
+
+
+def _check_zeroshot(params: Any, where: str) -> None:
+    check_scorer(params.scorer, f"{where}.scorer")
 
 
 def _detector(kind: str, setting: str, **requires: Any):
     def build(number: float | None, step: Any) -> Block:
         from .curated import FilterParams
         field = {"oracle": "oracle_recall", "watermark": "watermark_z"}.get(kind, "target_fpr")
-        return detector_block(kind, FilterParams(**{field: number}), step)
+        options = {k: getattr(step.params, k) for k in OPTIONS.get(kind, ())
+                   if hasattr(step.params, k)}
+        return detector_block(kind, FilterParams(**{field: number}, **options), step)
     return block(kind, reasons=("detector",), setting=setting, detector=True, **requires)(build)
 
 
 _detector("oracle", "recall (flags machine-written documents from provenance)", default=0.9)
-_detector("likelihood", "target false-positive rate", default=0.05, reference=True)
+_detector("likelihood", "target false-positive rate", default=0.05, reference=True,
+          calibrates="two-sided")
 _detector("classifier", "target false-positive rate", default=0.05, reference=True,
-          requires=(RefitsOnDocuments,))
+          requires=(RefitsOnDocuments,), calibrates="high")
+_detector("zeroshot", "target false-positive rate (scorer model: params.scorer)", default=0.05,
+          requires=(GeneratesText,), calibrates="high", check=_check_zeroshot)
 _detector("watermark", "z threshold", default=4.0, requires=(Watermarks,), maximum=100.0)
 
 

@@ -11,6 +11,13 @@ detokenizer); texts can also be scored directly with :meth:`score_texts`.
 
     det = ZeroShotDetector("smollm2-135m", target_fpr=0.01).fit_texts(human_texts)
     keep = ~det.flag_texts(candidate_texts)
+
+In the loop (``filtered`` with ``detector = "zeroshot"``, or the ``zeroshot`` block of a
+``curated`` pipeline) the documents are the family's token ids, rendered as text by the
+family's own ``data.detokenize`` (any family with the text-generation capability), scored
+under the ``scorer`` model, and the threshold is calibrated on the test split (human
+documents no model of the chain trains on), so the FPR measured on the pool's human
+documents is out of sample. :func:`check_scorer` checks the spec before anything runs.
 """
 
 from __future__ import annotations
@@ -100,3 +107,44 @@ class ZeroShotDetector(_Calibrated):
 
     def flag_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self.flag_scores(self.score_texts(texts))
+
+
+def check_scorer(spec, where: str = "params.scorer") -> None:
+    """UserError, in one sentence and without loading anything, when ``spec`` names no
+    loadable model (an unknown name, a name not fetched yet, a missing file or folder) or
+    when torch / transformers are missing."""
+    import importlib.util
+    spec = DEFAULT_SCORER if spec is None else spec
+    if not isinstance(spec, str) or not spec.strip():
+        raise UserError(f"{where} must name a language model (a .gguf file, a model folder, "
+                        f"a name fetched with 'modelcollapse models fetch', or a hub id); "
+                        f"got {spec!r}")
+    for package in ("torch", "transformers"):
+        if importlib.util.find_spec(package) is None:
+            raise UserError(f"the zeroshot detector needs {package}: pip install "
+                            f"'modelcollapse[torch]'")
+    try:
+        from ..pretrained.load import resolve
+    except ImportError:   # a build without modelcollapse.pretrained: load_lm reports it
+        return
+    try:
+        resolve(spec)
+    except UserError as e:
+        text = str(e)
+        raise UserError(text.replace("params.model", where) if "params.model" in text
+                        else f"{where}: {text}") from None
+
+
+#: The loop's scorer and criterion when the parameters leave them unset.
+DEFAULT_SCORER, DEFAULT_CRITERION = "smollm2-135m", "fast_detectgpt"
+
+
+def zeroshot_detector(family, scorer: str | None, criterion: str | None, target_fpr: float
+                      ) -> ZeroShotDetector:
+    """A :class:`ZeroShotDetector` reading ``family``'s documents (ids rendered by
+    ``family.data.detokenize``), calibrated on its test split (None: the defaults above)."""
+    data = family.data
+    scorer, criterion = scorer or DEFAULT_SCORER, criterion or DEFAULT_CRITERION
+    det = ZeroShotDetector(scorer, criterion=criterion, target_fpr=target_fpr,
+                           decode=lambda ids: data.detokenize(np.asarray(ids)))
+    return det.fit(data.test)

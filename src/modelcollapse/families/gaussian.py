@@ -112,6 +112,7 @@ class Gaussian(Family, HasMoments, HasDensity, GaussianClosedForm):
     overview = ('variance', 'cov_trace', 'kl_to_truth', 'tail_mass')   # the report's headline panels
     description = "1-D or d-dim Gaussian refitted by MLE or unbiasedly (Shumailov et al. 2024)"
     Params = GaussianParams
+    state_classes = (GaussianModel, GaussianStats)   # models and batches saved as data (--extend resumes)
     default_n_samples = 100
 
     def stats_supported(self, sampling: Sampling, min_size: int) -> bool:

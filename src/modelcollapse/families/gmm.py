@@ -229,6 +229,7 @@ class GMM(Family, HasMoments, HasDensity, MixtureComponents):
     overview = ('l2_to_truth', 'kl_to_truth', 'tail_mass', 'n_components_alive')   # the report's headline panels
     description = "d-dim Gaussian mixture fitted by batched EM (Shumailov et al. 2024's GMM setting)"
     Params = GMMParams
+    state_classes = (GMMModel, Mixture)   # models and batches saved as data (--extend resumes)
     default_n_samples = 1000
 
     def validate(self, n_samples: int) -> None:

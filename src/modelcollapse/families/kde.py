@@ -76,6 +76,7 @@ class KDE(Family, HasMoments, HasDensity):
     overview = ('kl_to_truth', 'cov_trace', 'tail_mass')   # the report's headline panels
     description = "Gaussian kernel density estimate, Scott/Silverman bandwidth (Kazdan et al. 2024)"
     Params = KDEParams
+    state_classes = (KDEModel,)   # models and batches saved as data (--extend resumes)
     default_n_samples = 500
 
     def bytes_per_replicate(self, max_train: int) -> int:
