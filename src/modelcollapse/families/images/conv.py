@@ -7,7 +7,7 @@ input are stacked into columns (R, B*H'*W', 9*C) and multiplied by the stacked k
 transposes; ``F.unfold`` on the CPU loops over images and was several times slower). The
 decoder's stride-1 convolutions, at the larger resolutions, multiply first (every pixel by
 all nine offsets' kernels) and add the nine shifted maps after, which avoids the nine-fold
-copy of the input (``conv3x3``: 2.7x faster for the digits VAE). Each
+copy of the input (``conv3x3``: 2.3x faster for the digits VAE). Each
 replicate's slice of every op is computed on its own, so the conv VAE is bit-identical for
 any chunk size under the same rules (minibatches of a multiple of 32 images; ``channels`` a
 multiple of 16, so every replicate's kernel starts 64-byte aligned); the backward of the
