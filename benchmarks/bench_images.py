@@ -12,9 +12,10 @@ epoch) on its own shuffle, with Adam (lr 1e-3, torch's defaults otherwise).
              groups of replicates on T threads. Peer: what a user writes: an ``nn.Module``
              VAE (two ``nn.Linear`` + SiLU per side) and ``torch.optim.Adam``, trained alone,
              once per replicate, in a Python loop, torch's defaults.
-  vae-conv   arch = "conv" (channels 16): ours ``train_vae`` (conv.py: im2col + ``baddbmm``
-             per 3x3 convolution) vs an ``nn.Module`` of ``nn.Conv2d``/``nn.Linear`` with
-             nearest upsampling per replicate in a loop.
+  vae-conv   arch = "conv" (channels 16): ours ``train_vae`` (conv.py: each 3x3 convolution
+             one batched product, im2col in the encoder, product-then-shifted-sum in the
+             decoder) vs an ``nn.Module`` of ``nn.Conv2d``/``nn.Linear`` with nearest
+             upsampling per replicate in a loop.
   diffusion  DDPM denoiser (64 + 32 -> 256 -> 256 -> 64), 100 steps, batch 128: ours
              ``train_ddpm`` vs an ``nn.Sequential`` denoiser per replicate in a loop.
 
