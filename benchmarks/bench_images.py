@@ -12,9 +12,10 @@ epoch) on its own shuffle, with Adam (lr 1e-3, torch's defaults otherwise).
              groups of replicates on T threads. Peer: what a user writes: an ``nn.Module``
              VAE (two ``nn.Linear`` + SiLU per side) and ``torch.optim.Adam``, trained alone,
              once per replicate, in a Python loop, torch's defaults.
-  vae-conv   arch = "conv" (channels 16): ours ``train_vae`` (conv.py: im2col + ``baddbmm``
-             per 3x3 convolution) vs an ``nn.Module`` of ``nn.Conv2d``/``nn.Linear`` with
-             nearest upsampling per replicate in a loop.
+  vae-conv   arch = "conv" (channels 16): ours ``train_vae`` (conv.py: each 3x3 convolution
+             one batched product, im2col in the encoder, product-then-shifted-sum in the
+             decoder) vs an ``nn.Module`` of ``nn.Conv2d``/``nn.Linear`` with nearest
+             upsampling per replicate in a loop.
   diffusion  DDPM denoiser (64 + 32 -> 256 -> 256 -> 64), 100 steps, batch 128: ours
              ``train_ddpm`` vs an ``nn.Sequential`` denoiser per replicate in a loop.
 
@@ -23,7 +24,8 @@ here; the peer runs its ops on 2 intra-op threads, ours 2 replicate groups). Int
 best of REPEATS, wall clock (and the process CPU time, less sensitive to other load).
 
 Usage: .venv/bin/python benchmarks/bench_images.py [--replicates 8] [--epochs 5] [--threads 1,2]
-Writes benchmarks/results/images.json.
+       [--cases vae,vae-conv,diffusion]
+Writes benchmarks/results/images.json (all cases) or images-<cases>.json.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def peer_conv_vae(x, p, seed):
     torch.manual_seed(seed)
     n, d = x.shape
     side = int(round(d ** 0.5))
-    vae = ConvVAE((side, side), p.channels, p.latent)
+    vae = ConvVAE((side, side), p.conv_channels, p.latent)
     opt = torch.optim.Adam(vae.parameters(), lr=p.lr)
     for _ in range(p.epochs):
         perm = torch.randperm(n)
@@ -168,12 +170,15 @@ def main() -> None:
     ap.add_argument("--replicates", type=int, default=8)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--cases", default="vae,vae-conv,diffusion")
     args = ap.parse_args()
     r = args.replicates
     x = torch.from_numpy(load_images().train.copy())
     cases = {"vae": (VAEParams(epochs=args.epochs), train_vae, peer_vae),
              "vae-conv": (VAEParams(epochs=args.epochs, arch="conv"), train_vae, peer_conv_vae),
              "diffusion": (DiffusionParams(epochs=args.epochs), train_ddpm, peer_ddpm)}
+    chosen = args.cases.split(",")
+    cases = {k: v for k, v in cases.items() if k in chosen}
     results = {"load_before": os.getloadavg()}
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
@@ -193,7 +198,8 @@ def main() -> None:
             print(f"{name:9s} threads={threads} R={r}: batched {wall_o:.2f} s, loop {wall_p:.2f} s, "
                   f"{row['ratio']:.2f}x (CPU time {cpu_o:.2f} vs {cpu_p:.2f} s, {row['cpu_ratio']:.2f}x; "
                   f"load {row['load'][0]:.1f})", flush=True)
-    save("images", {"code": code_version(), "machine": machine("numpy", "torch"), "results": results})
+    name = "images" if len(cases) == 3 else "images-" + "-".join(cases)
+    save(name, {"code": code_version(), "machine": machine("numpy", "torch"), "results": results})
 
 
 if __name__ == "__main__":

@@ -99,18 +99,20 @@ def test_conv3x3_is_torch_conv2d():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(3, 4, 5, 7, 2, generator=gen, requires_grad=True)   # (R, B, H, W, C)
     for c_out in (16, 1):
-        w = torch.randn(3, 18, c_out, generator=gen)      # (R, 9*C, C_out), rows (dy, dx, c)
+        w = torch.randn(3, 18, c_out, generator=gen, requires_grad=True)   # rows (dy, dx, c)
         b = torch.randn(3, 1, c_out, generator=gen)
-        for stride in (1, 2):
+        for stride in (1, 2):   # stride 1 and 2 take different paths (ShiftSum, im2col)
             y = conv.conv3x3(x, w, b, stride)
-            (gx,) = torch.autograd.grad((y * y).sum(), x)
+            gx, gw = torch.autograd.grad((y * y).sum(), (x, w))
             for r in range(3):
                 xr = x[r].detach().permute(0, 3, 1, 2).requires_grad_()
-                kernel = w[r].view(3, 3, 2, c_out).permute(3, 2, 0, 1)
+                wr = w[r].detach().requires_grad_()
+                kernel = wr.view(3, 3, 2, c_out).permute(3, 2, 0, 1)
                 ref = torch.nn.functional.conv2d(xr, kernel, b[r, 0], stride=stride, padding=1)
-                (gref,) = torch.autograd.grad((ref * ref).sum(), xr)
+                gref, gwref = torch.autograd.grad((ref * ref).sum(), (xr, wr))
                 assert torch.allclose(y[r], ref.permute(0, 2, 3, 1), atol=1e-5)
-                assert torch.allclose(gx[r], gref.permute(0, 2, 3, 1), atol=1e-4)   # the patches' backward
+                assert torch.allclose(gx[r], gref.permute(0, 2, 3, 1), atol=1e-4)   # the backward
+                assert torch.allclose(gw[r], gwref, atol=1e-3)
     x = x.detach()
     ref = torch.nn.functional.interpolate(x[1].permute(0, 3, 1, 2), size=(9, 13), mode="nearest")
     assert torch.equal(conv.upsample(x, (9, 13))[1], ref.permute(0, 2, 3, 1))
@@ -151,8 +153,15 @@ def test_conv_vae_learns():
     assert val(long, "fid") < val(short, "fid")
 
 
-def test_bad_vae_arch_params():
+def test_vae_arch_params():
+    from modelcollapse.api import make_study
     from modelcollapse.errors import UserError
     from modelcollapse.families.images.vae import VAEParams
     with pytest.raises(UserError, match="channels"):
         VAEParams(arch="conv", channels=20)
+    with pytest.raises(UserError, match="arch"):
+        make_study(family="vae", params={"arch": "cnn"})
+    # unset, the new parameters stay out of the cell (its key seeds the run: old studies
+    # keep their numbers); set, they are part of it
+    assert not {"arch", "channels"} & set(make_study(family="vae").cells[0].params)
+    assert make_study(family="vae", params={"arch": "conv"}).cells[0].params["arch"] == "conv"

@@ -34,17 +34,18 @@ from .base import (ImageFamily, ImageParams, _torch, torch_generators, train_bat
 
 @dataclass(frozen=True)
 class VAEParams(ImageParams):
-    """latent: latent dimensions. arch: 'mlp' | 'conv'. hidden: units of the MLP encoder's
-    and decoder's hidden layer. channels: the conv encoder's and decoder's channels (c and
-    2c). beta: weight of the KL term. epochs, batch_size, lr: Adam training per generation
+    """latent: latent dimensions. arch: 'mlp' (unset: the default) | 'conv'. hidden: units of
+    the MLP encoder's and decoder's hidden layer. channels: the conv encoder's and decoder's
+    channels (c and 2c; unset: 16). arch and channels are optional so that cells which do not
+    set them keep the keys (and seeds) they had before they existed. beta: weight of the KL term. epochs, batch_size, lr: Adam training per generation
     (batch_size a multiple of 32, hidden and channels of 16, the last partial batch of an
     epoch dropped: see families/images/batched.py). Plus the image corpus and metric
     parameters."""
 
     latent: int = 8
-    arch: Literal["mlp", "conv"] = "mlp"
+    arch: Literal["mlp", "conv"] | None = None
     hidden: int = 128
-    channels: int = 16
+    channels: int | None = None
     beta: float = 1.0
     epochs: int = 30
     batch_size: int = 64
@@ -53,15 +54,20 @@ class VAEParams(ImageParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("latent", "hidden", "channels", "epochs", "batch_size"):
+        for name in ("latent", "hidden", "conv_channels", "epochs", "batch_size"):
             if getattr(self, name) < 1:
-                raise UserError(f"params.{name} must be >= 1; got {getattr(self, name)}")
-        if self.batch_size % 32 or self.hidden % 16 or self.channels % 16:
+                raise UserError(f"params.{name.removeprefix('conv_')} must be >= 1; got {getattr(self, name)}")
+        if self.batch_size % 32 or self.hidden % 16 or self.conv_channels % 16:
             raise UserError(f"params.batch_size must be a multiple of 32 and params.hidden and "
                             f"params.channels of 16 (bit-identical chunks); got {self.batch_size}, "
-                            f"{self.hidden} and {self.channels}")
+                            f"{self.hidden} and {self.conv_channels}")
         if not (self.beta >= 0 and self.lr > 0):
             raise UserError(f"params.beta must be >= 0 and params.lr > 0; got {self.beta}, {self.lr}")
+
+    @property
+    def conv_channels(self) -> int:
+        """``channels``, 16 when unset."""
+        return 16 if self.channels is None else self.channels
 
 
 class VAEModels:
@@ -78,8 +84,8 @@ def networks(p: VAEParams, shape: tuple[int, int]):
     """(init_encoder(gens), init_decoder(gens), encode(params, x), decode(params, z)) of
     ``p.arch`` for images of ``shape``."""
     if p.arch == "conv":
-        return (lambda gens: conv.init_encoder(gens, shape, p.channels, p.latent),
-                lambda gens: conv.init_decoder(gens, shape, p.channels, p.latent),
+        return (lambda gens: conv.init_encoder(gens, shape, p.conv_channels, p.latent),
+                lambda gens: conv.init_decoder(gens, shape, p.conv_channels, p.latent),
                 functools.partial(conv.encode, shape=shape), functools.partial(conv.decode, shape=shape))
     d = shape[0] * shape[1]
     return (lambda gens: batched.init_stacked(gens, [d, p.hidden, 2 * p.latent]),
