@@ -36,8 +36,8 @@ import numpy as np
 from modelcollapse.curation import (ClassifierDetector, ExactDedup, LikelihoodDetector,
                                     NearDedup, Watermark)
 from modelcollapse.curation.base import Batch
-from modelcollapse.models.base import Sampling
-from modelcollapse.models.ngram import NGram, NGramParams
+from modelcollapse.families.base import Sampling
+from modelcollapse.families.ngram import NGram, NGramParams
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

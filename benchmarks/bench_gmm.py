@@ -45,9 +45,9 @@ from sklearn.mixture import GaussianMixture
 
 from modelcollapse.api import make_study
 from modelcollapse.loop import run_cell
-from modelcollapse.models.gmm import GMMParams, fit_em
-from modelcollapse.models.mixture import Mixture
-from modelcollapse.models.mixture import ring
+from modelcollapse.families.gmm import GMMParams, fit_em
+from modelcollapse.families.mixture import Mixture
+from modelcollapse.families.mixture import ring
 from modelcollapse.randomness import SeedTree, Stream
 
 HERE = Path(__file__).resolve().parent

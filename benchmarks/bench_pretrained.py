@@ -2,7 +2,7 @@
 
   sampling   PROMPTS real 64-token prompts of the embedded corpus, NEW new tokens each, in
              batches of BATCH, plain sampling (T = 1, no top-k / top-p). Ours:
-             ``neural.decode.sample`` (one prefill keeping the last position's logits, one
+             ``neural.sampling.sample`` (one prefill keeping the last position's logits, one
              cached step per token, inverse-CDF draws from a local torch.Generator, under
              inference_mode). Peer: ``model.generate(do_sample=True, top_k=0, top_p=1.0,
              max_new_tokens=NEW, min_new_tokens=NEW)`` per batch, as a user writes it (it also
@@ -64,7 +64,7 @@ def measured(fn):
 
 
 def ours_sample(model, prompts, new, batch):
-    from modelcollapse.neural import decode
+    from modelcollapse.neural import sampling as decode
     return decode.sample(model, prompts, new, 0, "cpu", 1.0, 0, 1.0, 1.0, batch)
 
 
@@ -108,7 +108,7 @@ def child(side: str, blocks: int, batch: int) -> None:
     """One training side in a fresh process: prints its peak RSS above the start (MiB)."""
     import json
 
-    from modelcollapse.models.transformer import prepare
+    from modelcollapse.families.transformer import prepare
     from modelcollapse.neural import network
     d = prepare("embedded", "text", "auto", 0.1, 0.1, 0, MODEL, 2000, 64)
     model = network.load_pretrained(MODEL).eval()
@@ -121,8 +121,8 @@ def split(blocks: int) -> dict:
     """Seconds of train / generate / evaluate for one generation of the CPU study's settings."""
     import tomllib
 
-    from modelcollapse.models.base import Sampling
-    from modelcollapse.models.transformer import Transformer, TransformerParams
+    from modelcollapse.families.base import Sampling
+    from modelcollapse.families.transformer import Transformer, TransformerParams
     from modelcollapse.neural import network
     from modelcollapse.neural.train import TrainOptions, train
     study = tomllib.loads((HERE.parent / "studies" / "pretrained_cpu.toml").read_text())
@@ -170,7 +170,7 @@ def main() -> None:
         return child(a.child, a.train_blocks, a.train_batch)
     import torch
 
-    from modelcollapse.models.transformer import prepare
+    from modelcollapse.families.transformer import prepare
     from modelcollapse.neural import network
     d = prepare("embedded", "text", "auto", 0.1, 0.1, 0, MODEL, 2000, 64)
     model = network.load_pretrained(MODEL).eval()

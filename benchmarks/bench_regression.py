@@ -33,7 +33,7 @@ import numpy as np
 from modelcollapse import theory
 from modelcollapse.api import make_study
 from modelcollapse.loop import run_cell
-from modelcollapse.models import linear_regression as lr
+from modelcollapse.families import linear_regression as lr
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -6,7 +6,7 @@ initialization (speed does not depend on what the weights are). Data: the embedd
 corpus's train blocks (64 tokens).
 
   sampling   PROMPTS prompts of 32 real tokens, 64 new tokens each, in batches of BATCH.
-             Ours: ``neural.decode.sample`` (one prefill keeping the last logits, then one
+             Ours: ``neural.sampling.sample`` (one prefill keeping the last logits, then one
              cached step per token, local torch.Generator). Peer: one plain
              ``model.generate(input_ids, attention_mask, do_sample=True, max_new_tokens=64,
              min_new_tokens=64)`` call per batch, as a user writes it. Both plain
@@ -48,7 +48,7 @@ PROMPTS, BATCH, PROMPT, NEW, REPEATS = 512, 256, 32, 64, 3
 
 
 def setup(size: str, device: str):
-    from modelcollapse.models.transformer import Transformer, TransformerParams
+    from modelcollapse.families.transformer import Transformer, TransformerParams
     from modelcollapse.randomness import SeedTree
     fam = Transformer(TransformerParams(size=size, device=device), 0)
     model = fam.initial(0, SeedTree(0, "bench")).to(device).eval()
@@ -57,7 +57,7 @@ def setup(size: str, device: str):
 
 
 def ours_sample(model, prompts, device, T=1.0, top_p=1.0):
-    from modelcollapse.neural import decode
+    from modelcollapse.neural import sampling as decode
     return decode.sample(model, prompts, NEW, 0, device, T, 0, top_p, 1.0, BATCH)
 
 

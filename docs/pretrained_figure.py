@@ -37,7 +37,9 @@ def main(run: str, out: str = "docs/pretrained_cpu.png") -> None:
         ax.set_xlabel("generation")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[0].legend(fontsize=8)
-    fig.suptitle("SmolLM2-135M fine-tuned on its own continuations (embedded corpus, CPU; 1 chain per policy, 3 generations)", fontsize=11)
+    chains, gens = df.replicate.nunique(), df.generation.nunique()
+    fig.suptitle("SmolLM2-135M fine-tuned on its own continuations (embedded corpus, CPU; "
+                 f"{chains} chains per policy, {gens} generations; thin: each chain)", fontsize=11)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 

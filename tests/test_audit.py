@@ -16,7 +16,7 @@ import pytest
 import chromium
 from modelcollapse import textmetrics
 from modelcollapse.audit import RULES, audit, write_audit
-from modelcollapse.audit.calibration import run as run_calibration
+from modelcollapse.audit.calibration_study import run as run_calibration
 from modelcollapse.audit.cli import EXIT_ALERT
 from modelcollapse.cli import main
 from modelcollapse.audit.core import audit_prepared, audit_settings
@@ -29,7 +29,7 @@ from modelcollapse.curation import Watermark, WatermarkDetector
 from modelcollapse.data import load_corpus, split_documents
 from modelcollapse.errors import UserError
 from modelcollapse.lm import NGramLM, decode
-from modelcollapse.models.ngram import file_stamp, prepare
+from modelcollapse.families.ngram import file_stamp, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIL = "<script>alert(1)</script>"

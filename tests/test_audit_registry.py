@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from modelcollapse.audit import RULES, AuditSettings
-from modelcollapse.audit.registry import SIGNALS, Context, compute, signal
+from modelcollapse.audit.signals import SIGNALS, Context, compute, signal
 from modelcollapse.audit.result import Signal
 from modelcollapse.audit.settings import add_arguments, from_arguments
 from modelcollapse.audit.verdicts import Rule
@@ -27,7 +27,7 @@ def test_unregistered_signal_cannot_be_built():
 
 
 def test_new_signal_is_one_function_and_lands_in_order():
-    from modelcollapse.audit import registry
+    from modelcollapse.audit import signals as registry
     saved_signals, saved_functions = dict(SIGNALS), list(registry.FUNCTIONS)
     try:
         @signal("toy_rate", rule=Rule("higher", 0.05, 0.2, "absolute", "0"),

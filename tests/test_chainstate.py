@@ -15,7 +15,7 @@ import pytest
 
 from modelcollapse.errors import UserError
 from modelcollapse.loop import build, simulate
-from modelcollapse.models.gaussian import Gaussian, GaussianModel
+from modelcollapse.families.gaussian import Gaussian, GaussianModel
 from modelcollapse.api import make_study
 from modelcollapse.randomness import SeedTree
 from modelcollapse.runs.store import ChainStateFile
@@ -163,7 +163,7 @@ def test_a_lying_npy_header_and_a_symlink_are_refused(tmp_path):
 def test_transformer_model_state_refuses_folders_outside_the_run(tmp_path):
     pytest.importorskip("torch")
     from modelcollapse.chainstate import InvalidState
-    from modelcollapse.models.transformer import Transformer, TransformerParams
+    from modelcollapse.families.transformer import Transformer, TransformerParams
     family = Transformer(TransformerParams(device="cpu"), 0)
     family.folder = tmp_path / "models"
     ok = {"replicates": np.array([0]), "lms": [{"folder": "replicate-0/gen-001",

@@ -327,7 +327,7 @@ def test_a_name_two_owners_declare_is_refused_unless_prefixed(monkeypatch):
     from dataclasses import dataclass
 
     from modelcollapse import runs
-    from modelcollapse.models.gaussian import Gaussian, GaussianParams
+    from modelcollapse.families.gaussian import Gaussian, GaussianParams
 
     @dataclass(frozen=True)
     class Clash(GaussianParams):

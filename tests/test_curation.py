@@ -11,13 +11,13 @@ from modelcollapse import theory
 from modelcollapse.curation import (DETECTORS, Batch, Block, ClassifierDetector, Decision,
                                     DetectorFilter, DiversitySelection, ExactDedup,
                                     LikelihoodDetector, NearDedup, OracleDetector, TopQuality,
-                                    Verifier, Watermark, WatermarkDetector, chain,
+                                    Watermark, WatermarkDetector,
                                     calibrate, duplicate_share, filter_metrics,
                                     min_calibration_size,
                                     run_chain)
 from modelcollapse.curation._text import distinct_ngrams
 from modelcollapse.errors import UserError
-from modelcollapse.provenance import REAL, SYNTHETIC
+from modelcollapse.batches import REAL, SYNTHETIC
 
 K = 4.0   # tolerances: K standard errors (two-sided false alarm ~6e-5 per check)
 
@@ -67,13 +67,15 @@ class DropFirst(Block):
 def test_chain_counts_each_drop_under_the_first_block_that_drops_it():
     docs = [np.array([i + 3]) for i in range(6)]          # first tokens 3, 4, 5, 6, 7, 8
     batch = Batch.of(docs, SYNTHETIC)
-    keep, dropped = chain([DropOdd(), DropFirst()], batch, np.random.default_rng(0))
+    result = run_chain([DropOdd(), DropFirst()], batch, np.random.default_rng(0))
+    keep, dropped = result.keep, result.dropped
     # DropOdd drops 3, 5, 7; DropFirst sees 4, 6, 8 and drops 4 (not the original first).
     assert keep.tolist() == [False, False, False, True, False, True]
     assert dropped == {"odd": 3, "first": 1}
     # Once nothing is left, later blocks are skipped but their reasons still count 0.
-    keep, dropped = chain([DropFirst(), DropFirst()], Batch.of(docs[:1], REAL),
-                          np.random.default_rng(0))
+    result = run_chain([DropFirst(), DropFirst()], Batch.of(docs[:1], REAL),
+                       np.random.default_rng(0))
+    keep, dropped = result.keep, result.dropped
     assert not keep.any() and dropped == {"first": 1}
 
 
@@ -362,7 +364,6 @@ def test_blocks_record_their_parameters():
                                           "num_perm": 128, "shingle": 3, "seed": 1}
     rec = DetectorFilter(WatermarkDetector(Watermark(gamma=0.5))).as_record()
     assert rec["reason"] == "detector" and rec["detector"]["gamma"] == 0.5
-    assert Verifier(0.8, 0.3).as_record() == {"block": "Verifier", "phi": 0.8, "psi": 0.3}
 
 
 # -- selection -------------------------------------------------------------------------------
@@ -432,26 +433,6 @@ def test_diversity_selection_caps_each_near_duplicate_cluster():
     assert d.keep.tolist() == [True, True, False, False, False] * 3 + [True] * 5
 
 
-def test_verifier_pruned_error_matches_theory_and_breakdown_point():
-    rng = np.random.default_rng(14)
-    phi, psi, n = 0.9, 0.2, 200_000
-    ver = Verifier(phi=phi, psi=psi)
-    p_star = theory.verifier_breakdown(phi, psi)
-    for p in (0.1, 0.5, p_star):
-        correct = rng.random(n) >= p
-        d = ver(Batch(random_docs(rng, 1, 1) * n, np.ones(n), np.zeros(n), correct), rng)
-        assert set(d.dropped()) <= {"verifier"}
-        kept = ~correct[d.keep]                        # iid wrong with prob p' given kept
-        expected = theory.verifier_pruned_error(p, phi, psi)
-        assert abs(kept.mean() - expected) < binom_tol(expected, kept.size)
-    # At the breakdown point the kept data are wrong half of the time.
-    assert theory.verifier_pruned_error(p_star, phi, psi) == pytest.approx(0.5)
-    with pytest.raises(UserError, match="no `correct` flags"):
-        ver(Batch.of([np.array([3])], SYNTHETIC), rng)
-    with pytest.raises(UserError, match=r"verifier phi .* must be in \(0, 1\]"):
-        Verifier(phi=0)
-
-
 def test_every_block_accepts_an_empty_batch():
     rng = np.random.default_rng(15)
     docs = random_docs(rng, 300, 20, hi=50)
@@ -459,8 +440,7 @@ def test_every_block_accepts_an_empty_batch():
               LikelihoodDetector(order=2, target_fpr=0.05).fit(docs, docs, 50),
               ClassifierDetector(target_fpr=0.05, n_features=256).fit(
                   docs[:100], [d[::-1] for d in docs[:100]], docs[100:]),
-              TopQuality(order=2).fit(docs, 50), DiversitySelection(max_per_cluster=1),
-              Verifier()]
+              TopQuality(order=2).fit(docs, 50), DiversitySelection(max_per_cluster=1)]
     empty = Batch([], np.zeros(0), np.zeros(0), np.zeros(0, bool))
     for block in blocks:
         assert block(empty, rng).keep.shape == (0,), type(block).__name__

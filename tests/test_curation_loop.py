@@ -8,7 +8,7 @@ import pytest
 from helpers import matrix, run_one
 from modelcollapse.cli import main
 from modelcollapse.errors import UserError
-from modelcollapse.models.ngram import NGram, NGramParams
+from modelcollapse.families.ngram import NGram, NGramParams
 from test_text_loop import SMALL, write_corpus
 
 
@@ -201,7 +201,7 @@ def test_every_registered_block_counts_add_up(corpus, tmp_path):
     from modelcollapse.curation.pipeline import BLOCKS
     from modelcollapse.loop import build
     from modelcollapse.policies import Step
-    from modelcollapse.provenance import REAL, SYNTHETIC
+    from modelcollapse.batches import REAL, SYNTHETIC
     from modelcollapse.randomness import SeedTree, Stream
     from helpers import make_study
     cell = make_study(family="ngram", policy="curated", params={"corpus": corpus, **SMALL,
@@ -211,7 +211,7 @@ def test_every_registered_block_counts_add_up(corpus, tmp_path):
     params = None
     if "zeroshot" in BLOCKS:   # its scorer: a tiny random language model saved in the test
         pytest.importorskip("transformers")
-        from modelcollapse.curation.policies import CurateParams
+        from modelcollapse.curation.curated import CurateParams
         from tiny_lm import tiny_lm_folder
         with open(corpus, encoding="utf-8") as f:
             folder = tiny_lm_folder(f.readlines(), tmp_path / "scorer")

@@ -10,7 +10,7 @@ from helpers import run_one, values
 from modelcollapse.metrics import METRICS, MetricContext
 from modelcollapse.metrics.drift import N_DRAWS, common_draws, gaussian_kl, kl_to_gen0, shared_generator
 from modelcollapse.metrics.state import EvaluationState
-from modelcollapse.models.gaussian import Gaussian, GaussianModel, GaussianParams
+from modelcollapse.families.gaussian import Gaussian, GaussianModel, GaussianParams
 from modelcollapse.randomness import SeedTree
 
 GAUSS = ["mean", "variance", "tail_mass", "tail_mass_centered", "w2_to_gen0", "kl_to_gen0"]

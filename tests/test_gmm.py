@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from modelcollapse.models.gmm import fit_em
-from modelcollapse.models.mixture import ring
+from modelcollapse.families.gmm import fit_em
+from modelcollapse.families.mixture import ring
 from modelcollapse.randomness import SeedTree, Stream
 
 sklearn = pytest.importorskip("sklearn.mixture")
@@ -23,7 +23,7 @@ def test_em_matches_sklearn_fit_quality():
 
 def test_em_replicates_are_independent_of_batch():
     truth = ring(2, 3, 3.0, 0.5)
-    from modelcollapse.models.mixture import broadcast
+    from modelcollapse.families.mixture import broadcast
     x = broadcast(truth, 4).sample(300, Stream(SeedTree(1, "d"), "real", range(4)))
     together = fit_em(x, 3, None, Stream(SeedTree(0, "em"), "fit", range(4)), 100, 1e-3, 1e-6)
     alone = fit_em(x[2:3], 3, None, Stream(SeedTree(0, "em"), "fit", [2]), 100, 1e-3, 1e-6)
@@ -32,7 +32,7 @@ def test_em_replicates_are_independent_of_batch():
 
 
 def test_mixture_l2_distance_closed_form_vs_grid():
-    from modelcollapse.models.mixture import Mixture, l2_distance
+    from modelcollapse.families.mixture import Mixture, l2_distance
     a = ring(2, 3, 2.0, 0.7)
     b = Mixture(np.array([[0.5, 0.5]]), np.array([[[0.0, 0.0], [1.0, 1.0]]]),
                 np.broadcast_to(np.eye(2), (1, 2, 2, 2)).copy())

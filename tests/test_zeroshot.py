@@ -131,7 +131,7 @@ def test_generation_is_per_document_and_cached(lm, tmp_path):
 
 def test_zeroshot_curation_block(lm):
     from modelcollapse.curation import DETECTORS, Batch, ZeroShotDetector
-    from modelcollapse.provenance import REAL, SYNTHETIC
+    from modelcollapse.batches import REAL, SYNTHETIC
     model, tok = lm
     assert DETECTORS.get("zeroshot") is ZeroShotDetector
     vocab = tok.get_vocab()

@@ -41,7 +41,7 @@ def test_filtered_with_a_zeroshot_detector_holds_its_fpr(corpus, scorer):
     # Calibrated on the test split, applied to the pool's human (train) documents: with a
     # random scorer the two are exchangeable, so the pool's FPR is the target up to the
     # binomial errors of the calibration set and of the pool.
-    from modelcollapse.models.ngram import NGram, NGramParams
+    from modelcollapse.families.ngram import NGram, NGramParams
     p = 0.1
     df = run(corpus, "filtered", real_fraction=0.5, detector="zeroshot", scorer=scorer,
              target_fpr=p)

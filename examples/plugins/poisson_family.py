@@ -22,8 +22,8 @@ import numpy as np
 from modelcollapse.capabilities import Capability
 from modelcollapse.errors import UserError
 from modelcollapse.metrics.base import MetricContext, metric
-from modelcollapse.models.base import Family, Sampling, register
-from modelcollapse.provenance import REAL, SYNTHETIC, Samples
+from modelcollapse.families.base import Family, Sampling, register
+from modelcollapse.batches import REAL, SYNTHETIC, Samples
 from modelcollapse.randomness import Stream
 from modelcollapse.theory import Curve, overlay
 

@@ -53,9 +53,11 @@ def run_study(study: Study, out: str | Path | None = None, quiet: bool = True,
     """Simulate every unfinished cell of ``study``.
 
     With ``extend``, ``out`` may hold this study with fewer generations or replicates per
-    cell: only the new replicates and generations are computed (old chains are retraced to
-    reach their new generations, and must reproduce their stored values), and the stored
-    values stay exactly as they were. Any other difference is refused.
+    cell: only the new replicates and generations are computed (old chains continue from
+    the final state each chunk saved; a family that cannot save one, or a state that does
+    not reproduce the table, is retraced from generation 0 with a ``RecomputeWarning`` and
+    must reproduce its stored values), and the stored values stay exactly as they were. Any
+    other difference is refused.
 
     With ``out``, results are stored there (finished cells are skipped, so an interrupted
     run resumes) and plotted; without, they are returned in memory only. ``executor`` is

@@ -10,7 +10,7 @@ its capabilities admit, without editing anything else.
 Capabilities of families (R = replicates in a chunk):
 
 - :class:`HasMoments`: ``model.moments() -> (mean (R, d), cov (R, d, d))`` and the truth as
-  a one-component-or-more :class:`~modelcollapse.models.mixture.Mixture`
+  a one-component-or-more :class:`~modelcollapse.families.mixture.Mixture`
   (``family.truth_mixture()``).
 - :class:`HasDensity`: ``model.mixture`` is a Gaussian mixture per replicate (so held-out
   log-likelihoods, tail masses and L2 distances are exact or Monte Carlo on it).
@@ -25,7 +25,7 @@ Capabilities of families (R = replicates in a chunk):
 - :class:`Classifies`: ``model.pred_`` (R, n) predicted labels; training batches know their
   wrong labels (``train.wrong_share()``).
 - :class:`GeneratesText`: a text family (``data`` splits, ``generate``, ``render``,
-  ``fit_one``); see :class:`~modelcollapse.models.text.TextFamily`.
+  ``fit_one``); see :class:`~modelcollapse.families.text.TextFamily`.
 - :class:`Watermarks`: its sampler can embed a green-list watermark (``family.watermark``).
 - :class:`ScoresSequences`: ``model.lms[r].sequence_nll(docs)`` scores documents (the
   generation-0 model judges later generations).
@@ -36,7 +36,7 @@ Capabilities of families (R = replicates in a chunk):
 - :class:`LabelledBatches`: the family's batches carry a ground truth a verifier can check.
 - :class:`GeneratesImages`: an image family (``data`` an ImageData with train / test pixels,
   ``n_eval``, ``images(model, n, generation, stream, sampling) -> (R, n, h*w)``,
-  ``record_grid``, ``attach_grids``); see :class:`~modelcollapse.models.images.base.ImageFamily`.
+  ``record_grid``, ``attach_grids``); see :class:`~modelcollapse.families.images.base.ImageFamily`.
 - :class:`RealReference`: the truth is a real data set, so every measured (non-info) metric
   has a real-vs-real value, drawn as a reference line.
 

@@ -11,11 +11,11 @@ entries at its bottom (the import cycle this replaces).
 from __future__ import annotations
 
 from . import metrics as _metrics  # noqa: F401  (registration)
-from . import models as _models  # noqa: F401  (registration)
-from .curation import policies as _curation_policies  # noqa: F401  (registration)
+from . import families as _families  # noqa: F401  (registration)
+from .curation import curated as _curated  # noqa: F401  (registration)
 from .curation import verified as _verified  # noqa: F401  (registration)
 from .metrics.base import METRICS
-from .models.base import FAMILIES
+from .families.base import FAMILIES
 from .policies import POLICIES
 from .plugins import load_all
 

@@ -2,14 +2,17 @@
 
 Families whose models live on disk (:class:`~modelcollapse.capabilities.Persistent`) save
 the state of a chunk's chains after every generation, so an interrupted cell resumes at its next
-unfinished generation. The state is what the loop needs to continue exactly where it
-stopped:
+unfinished generation (phase :data:`NEXT`). Families whose models are plain data
+(``Family.state_classes``: the numpy families) save the state every chunk ends in (phase
+:data:`FINAL`), so ``--extend`` continues a finished chain instead of recomputing it. The
+state is what the loop needs to continue exactly where it stopped:
 
 * ``out``: (g + 1, M, R) the metric values so far;
 * the random streams: per stage, every generator's PCG64 state (JSON integers) and the
   buffered draws not yet served (arrays, with their read position);
 * the batches ``real``, ``train`` and ``history`` (``Documents`` or ``Samples``: token ids,
-  sources and generations as flat arrays with their lengths);
+  sources and generations as flat arrays with their lengths; a family's own batch classes,
+  sufficient statistics, through its ``save_state``);
 * the model, and the generation-0 model that the text metrics score with, through the
   family's pair ``save_state(model) -> dict`` / ``load_state(dict) -> model`` (arrays and
   JSON values only; the transformer's refer to their weight files).
@@ -28,10 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from .provenance import Documents, Samples
-from .randomness import STAGES, SeedTree, Stream
+from .batches import Documents, Samples
+from .randomness import STAGES, SeedTree, Stream, buffer_key
 
 VERSION = 1
+NEXT, FINAL = "next", "final"   # see pack
 _U128 = 2**128
 
 
@@ -106,7 +110,9 @@ def _dict(value: Any, what: str) -> dict:
 
 
 # -- batches -------------------------------------------------------------------------------
-def _pack_batch(batch: Any, store: _Arrays) -> dict:
+def _pack_batch(batch: Any, store: _Arrays, family: Any) -> dict:
+    if type(batch) in getattr(family, "state_classes", ()):   # statistics, Samples subclasses
+        return {"kind": "object", "state": store.tree(family.save_state(batch))}
     if isinstance(batch, Samples):
         return {"kind": "samples", "values": store.put(batch.values),
                 "source": store.put(batch.source), "generation": store.put(batch.generation)}
@@ -128,8 +134,15 @@ def _pack_batch(batch: Any, store: _Arrays) -> dict:
     raise TypeError(f"cannot save a {type(batch).__name__} batch in a chain state")
 
 
-def _unpack_batch(meta: Any, read: _Reader, r: int, what: str) -> Samples | Documents:
+def _unpack_batch(meta: Any, read: _Reader, r: int, what: str, family: Any) -> Any:
     meta = _dict(meta, what)
+    if meta.get("kind") == "object" and getattr(family, "state_classes", ()):
+        try:
+            return family.load_state(read.tree(meta.get("state")))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            if isinstance(e, InvalidState):
+                raise
+            raise InvalidState(f"{what} is malformed ({str(e)[:80]})") from None
     if meta.get("kind") == "samples":
         values = read.array(meta.get("values"), f"{what}.values", "biuf")
         source = read.array(meta.get("source"), f"{what}.source", "iu", 2)
@@ -171,10 +184,71 @@ def _pack_streams(streams: Any, store: _Arrays) -> dict:
         out[stage] = {
             "generators": {kind: [g.bit_generator.state for g in gens]
                            for kind, gens in s._generators.items()},
-            "buffers": {key: {"array": store.put(slot[0]), "position": int(slot[1])}
-                        for key, slot in s._buffers.items()},
+            "buffers": {key: _pack_buffer(s, key, slot, store) for key, slot in s._buffers.items()},
         }
     return out
+
+
+def _pack_buffer(s: Stream, key: str, slot: list, store: _Arrays) -> dict:
+    """A buffer as what refilled it: the draw spec, the generators' states before the fill,
+    the block's width (it decides the next block's size) and the read position; the block
+    is drawn again on load (bit for bit), so a state holds no pre-drawn randomness. A
+    buffer without a recorded source keeps its unserved draws as an array."""
+    width, pos = int(slot[0].shape[1]), int(slot[1])
+    source = s._sources.get(key)
+    if source is None:
+        return {"array": store.put(slot[0][:, pos:]), "position": pos, "width": width}
+    (kind, shape, df), before = source
+    return {"spec": {"kind": kind, "shape": list(shape), "df": df}, "before": before,
+            "position": pos, "width": width}
+
+
+def _unpack_buffer(s: Stream, key: str, slot: dict, read: _Reader, r: int, what: str) -> None:
+    if "before" in slot:
+        spec = _dict(slot.get("spec"), f"{what}.spec")
+        kind, shape, df = spec.get("kind"), spec.get("shape"), spec.get("df")
+        if kind not in ("normal", "uniform", "chisquare") or not isinstance(shape, list) \
+                or not all(type(n) is int and 0 < n <= 2**20 for n in shape) or len(shape) > 4:
+            raise InvalidState(f"{what}.spec is not a draw of this package")
+        shape = tuple(shape)
+        if int(np.prod(shape)) > 2**22:
+            raise InvalidState(f"{what}.spec asks for too many draws")
+        if kind == "chisquare":
+            try:
+                dfs = np.asarray(df, dtype=float)
+                ok = dfs.shape == shape and bool(np.all(dfs > 0)) and bool(np.all(np.isfinite(dfs)))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise InvalidState(f"{what}.spec.df does not fit its shape")
+        elif df is not None:
+            raise InvalidState(f"{what}.spec.df must be null")
+        spec_t = (kind, shape, df)
+        if buffer_key(spec_t) != key:
+            raise InvalidState(f"{what} is filed under another key than its spec's")
+        width = _int(slot.get("width"), f"{what}.width", 1, 257)   # see block_length
+        pos = _int(slot.get("position"), f"{what}.position", 0, width + 1)
+        before = slot.get("before")
+        if not isinstance(before, list) or len(before) != r:
+            raise InvalidState(f"{what}.before must list {r} generator states")
+        gens = [_generator(st, f"{what}.before") for st in before]
+        s._buffers[key] = [s.fill_block(spec_t, gens, width), pos]
+        s._sources[key] = (spec_t, before)
+        return
+    block = read.array(slot.get("array"), what, "f")
+    if block.ndim < 2 or block.shape[0] != r:
+        raise InvalidState(f"{what} does not hold {r} replicates' draws")
+    if "width" in slot:   # the unserved tail of a block of that width
+        width = _int(slot.get("width"), f"{what}.width", 1, 257)   # see block_length
+        pos = _int(slot.get("position"), f"{what}.position", 0, width + 1)
+        if block.shape[1] != width - pos:
+            raise InvalidState(f"{what} does not hold the draws after its position")
+        full = np.zeros((r, width, *block.shape[2:]))
+        full[:, pos:] = block
+        s._buffers[key] = [full, pos]
+        return
+    pos = _int(slot.get("position"), f"{what}.position", 0, block.shape[1] + 1)
+    s._buffers[key] = [np.array(block, dtype=np.float64), pos]
 
 
 def _generator(state: Any, what: str) -> np.random.Generator:
@@ -197,7 +271,7 @@ def _generator(state: Any, what: str) -> np.random.Generator:
 
 
 def _unpack_streams(meta: Any, read: _Reader, seeds: SeedTree, replicates: np.ndarray):
-    from .models.base import Streams
+    from .families.base import Streams
     streams = Streams(seeds, replicates)
     r = len(replicates)
     for stage, sm in _dict(meta, "streams").items():
@@ -211,19 +285,17 @@ def _unpack_streams(meta: Any, read: _Reader, seeds: SeedTree, replicates: np.nd
             s._generators[kind] = [_generator(st, f"streams.{stage}.{kind[:40]}") for st in states]
         for key, slot in _dict(sm.get("buffers"), f"streams.{stage}.buffers").items():
             what = f"streams.{stage}.buffers.{key[:40]}"
-            slot = _dict(slot, what)
-            block = read.array(slot.get("array"), what, "f")
-            if block.ndim < 2 or block.shape[0] != r:
-                raise InvalidState(f"{what} does not hold {r} replicates' draws")
-            pos = _int(slot.get("position"), f"{what}.position", 0, block.shape[1] + 1)
-            s._buffers[key] = [np.array(block, dtype=np.float64), pos]
+            _unpack_buffer(s, key, _dict(slot, what), read, r, what)
         streams._streams[stage] = s
     return streams
 
 
 # -- the whole state -----------------------------------------------------------------------
-def pack(state: dict, family: Any) -> tuple[dict[str, np.ndarray], dict]:
-    """A loop state (see ``loop.simulate``) as ``(arrays, meta)``; meta is JSON."""
+def pack(state: dict, family: Any, phase: str = NEXT) -> tuple[dict[str, np.ndarray], dict]:
+    """A loop state (see ``loop.simulate``) as ``(arrays, meta)``; meta is JSON. ``phase``:
+    :data:`NEXT` (generation g measured, sampled and g + 1's training set built: ``train``)
+    or :data:`FINAL` (generation g fitted on ``train`` and measured, nothing sampled yet: the
+    state a finished chain ends in, which ``--extend`` continues from)."""
     store = _Arrays()
     streams = state["streams"]
     seeds = streams.seeds
@@ -232,14 +304,14 @@ def pack(state: dict, family: Any) -> tuple[dict[str, np.ndarray], dict]:
     for name in ("real", "train", "history"):   # train and history are often real itself
         batch = state[name]
         batches[name] = {"same_as": named[id(batch)]} if id(batch) in named \
-            else _pack_batch(batch, store)
+            else _pack_batch(batch, store, family)
         named.setdefault(id(batch), name)
     gen0 = state["evaluation"].get("gen0")
     if set(state["evaluation"]) - {"gen0"}:
         raise TypeError("a chain state saves only the evaluation state's gen0 models")
     meta = {
         "format": "modelcollapse.chainstate", "version": VERSION,
-        "generation": int(state["generation"]), "seed": seeds.seed,
+        "generation": int(state["generation"]), "phase": phase, "seed": seeds.seed,
         "cell_words": list(seeds.cell_words),
         "replicates": store.put(np.asarray(streams.replicates, dtype=np.int64)),
         "out": store.put(np.asarray(state["out"], dtype=np.float64)),
@@ -251,13 +323,15 @@ def pack(state: dict, family: Any) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def unpack(arrays: dict[str, np.ndarray], meta: Any, family: Any, seeds: SeedTree,
-           replicates: np.ndarray, shape: tuple[int, int, int]) -> dict:
+           replicates: np.ndarray, shape: tuple[int, int, int], phase: str = NEXT) -> dict:
     """The loop state saved by :func:`pack`, checked against this chunk: its seeds, its
-    ``replicates`` and ``shape`` = (generations, metrics, R) of its output."""
+    ``replicates``, ``shape`` = (generations, metrics, R) of its output and its ``phase``."""
     meta = _dict(meta, "the state")
     read = _Reader(arrays)
     if meta.get("format") != "modelcollapse.chainstate" or meta.get("version") != VERSION:
         raise InvalidState(f"it is not a version-{VERSION} modelcollapse chain state")
+    if meta.get("phase", NEXT) != phase:   # states from before phases were kept: NEXT
+        raise InvalidState(f"it is a '{str(meta.get('phase'))[:20]}' state, not '{phase}'")
     if meta.get("seed") != seeds.seed or meta.get("cell_words") != list(seeds.cell_words):
         raise InvalidState("it belongs to another cell or seed")
     saved_reps = read.array(meta.get("replicates"), "replicates", "iu", 1)
@@ -277,7 +351,7 @@ def unpack(arrays: dict[str, np.ndarray], meta: Any, family: Any, seeds: SeedTre
                 raise InvalidState(f"batches.{name} refers to an unknown batch")
             loaded[name] = loaded[b["same_as"]]
         else:
-            loaded[name] = _unpack_batch(b, read, r, f"batches.{name}")
+            loaded[name] = _unpack_batch(b, read, r, f"batches.{name}", family)
     try:
         model = family.load_state(read.tree(meta.get("model")))
         gen0 = None if meta.get("gen0") is None else family.load_state(read.tree(meta["gen0"]))

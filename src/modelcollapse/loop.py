@@ -8,6 +8,8 @@ generation g is fitted on the training set the policy built from generation g-1'
 from __future__ import annotations
 
 import functools
+import warnings
+from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -20,8 +22,8 @@ from .catalog import FAMILIES, METRICS, POLICIES
 from .errors import UserError
 from .metrics import Metric, MetricContext
 from .metrics.state import EvaluationState
-from .models import Family, Sampling
-from .models.base import Streams
+from .families import Family, Sampling
+from .families.base import Streams
 from .policies import Policy, Step
 from .randomness import SeedTree
 
@@ -36,7 +38,8 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
              n_samples: int, generations: int, seeds: SeedTree, replicates: np.ndarray,
              stats: bool = False, on_generation: Callable[[int], None] | None = None,
              on_samples: Callable[[int, Any], None] | None = None,
-             state: ChainState | None = None) -> np.ndarray:
+             state: ChainState | None = None, *, final: ChainState | None = None,
+             resume: Continuation | None = None) -> np.ndarray:
     """Run R chains for ``generations`` generations and return their metrics.
 
     Parameters
@@ -49,6 +52,12 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
     state : where the chains' state is saved after every generation and loaded from at the
         start, so an interrupted run continues at its next unfinished generation (families
         whose models live on disk: :class:`~modelcollapse.capabilities.Persistent`).
+    final : where the chains' state after the last generation is saved (phase FINAL: fitted
+        and measured, nothing sampled), so ``--extend`` can continue them.
+    resume : the FINAL state of these chains after a shorter finished run and the values it
+        stored; the chains continue from it and only the new generations are computed.
+        Raises ``chainstate.InvalidState`` (before any work) when the state does not
+        reproduce the stored values; the caller then recomputes.
 
     Returns
     -------
@@ -56,10 +65,18 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
     """
     n_synthetic = policy.synthetic_size(n_samples)
     out = np.empty((generations, len(metrics), len(replicates)))
-    saved = None
+    reps = np.asarray(replicates)
+    saved, pending = None, False
     if state is not None:   # data only, checked against this chunk (see chainstate.py)
         saved = state.load(functools.partial(chainstate.unpack, family=family, seeds=seeds,
-                                             replicates=np.asarray(replicates), shape=out.shape))
+                                             replicates=reps, shape=out.shape))
+    if saved is None and resume is not None:
+        saved = resume.state.load(functools.partial(
+            chainstate.unpack, family=family, seeds=seeds, replicates=reps, shape=out.shape,
+            phase=chainstate.FINAL))
+        if saved is None:
+            raise chainstate.InvalidState("no final state was saved")
+        pending = True   # generation saved["generation"] is measured; its sampling is not done
     if saved is None:
         streams = Streams(seeds, replicates)
         real = family.real_source(streams, stats)(n_samples, 0)
@@ -67,27 +84,39 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
         start, train, model, history = 0, real, None, real
     else:   # what the generations up to saved["generation"] left, exactly as they left it
         streams, real = saved["streams"], saved["real"]
+        family.resumed(streams, real)
         evaluation = EvaluationState(seeds, sampling, **saved["evaluation"])
-        start, train, model, history = (saved["generation"] + 1, saved["train"],
-                                        saved["model"], saved["history"])
-        out[:start] = saved["out"]
+        start, train, model, history = (saved["generation"] + (0 if pending else 1),
+                                        saved["train"], saved["model"], saved["history"])
+        if pending:
+            _check_continuation(resume, saved, family, metrics, n_samples, evaluation)
+        done = saved["out"].shape[0]
+        out[:done] = saved["out"]
         if on_generation is not None:
-            for _ in range(start):
+            for _ in range(done):
                 on_generation(len(replicates))
     draw_real = family.real_source(streams, stats)
 
     for g in range(start, generations):
-        # 1. Fit generation g on its training set (warm-started from g-1 where the family does).
-        model = family.fit(train, model, streams["fit"])
+        if pending:   # continued from a FINAL state: generation g is fitted and measured
+            pending = False
+        else:
+            # 1. Fit generation g on its training set (warm-started from g-1 where the family does).
+            model = family.fit(train, model, streams["fit"])
 
-        # 2. Measure it against the truth.
-        ctx = MetricContext(family, model, train, g, n_samples, evaluation)
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore", under="ignore"):
-            for i, metric in enumerate(metrics):
-                out[g, i] = metric.fn(ctx)
-        if on_generation is not None:
-            on_generation(len(replicates))
+            # 2. Measure it against the truth.
+            ctx = MetricContext(family, model, train, g, n_samples, evaluation)
+            with np.errstate(divide="ignore", over="ignore", invalid="ignore", under="ignore"):
+                for i, metric in enumerate(metrics):
+                    out[g, i] = metric.fn(ctx)
+            if on_generation is not None:
+                on_generation(len(replicates))
         if g == generations - 1:
+            if final is not None:
+                final.save(*chainstate.pack({"generation": g, "out": out[:g + 1], "streams": streams,
+                                             "real": real, "evaluation": evaluation.saved(),
+                                             "train": train, "model": model, "history": history},
+                                            family, chainstate.FINAL))
             break
 
         # 3. Sample from it (with the configured sampling bias).
@@ -110,6 +139,37 @@ def simulate(family: Family, policy: Policy, sampling: Sampling, metrics: Sequen
 
     _check_finite_or_inf(out, metrics)
     return out
+
+
+@dataclass
+class Continuation:
+    """Where a finished chunk's chains left off: ``state`` holds their FINAL chain state and
+    ``stored`` (G0, M, R) the values their table holds (NaN: a sparse metric's missing row)."""
+
+    state: ChainState
+    stored: np.ndarray
+
+
+def _check_continuation(resume: Continuation, saved: dict, family: Family,
+                        metrics: Sequence[Metric], n_samples: int,
+                        evaluation: EvaluationState) -> None:
+    """A saved final state is continued only when it is the state behind the stored values:
+    its own values equal the table's, and measuring its model again (metrics are pure
+    functions of the model and the seeds; nothing is refitted) gives the last stored
+    generation bit for bit, which also catches a library that now computes differently."""
+    stored, own = resume.stored, saved["out"]
+    if own.shape != stored.shape or not np.array_equal(own, stored, equal_nan=True):
+        raise chainstate.InvalidState("its values differ from the stored table")
+    g = own.shape[0] - 1
+    try:
+        ctx = MetricContext(family, saved["model"], saved["train"], g, n_samples, evaluation)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore", under="ignore"):
+            again = np.stack([np.broadcast_to(np.asarray(m.fn(ctx), dtype=float), own.shape[2:])
+                              for m in metrics])
+    except Exception as e:   # a state that is not a model of this family: recompute instead
+        raise chainstate.InvalidState(f"its model cannot be measured ({type(e).__name__})") from None
+    if not np.array_equal(again, own[g], equal_nan=True):
+        raise chainstate.InvalidState(f"its model does not reproduce generation {g}'s values")
 
 
 def _check_finite_or_inf(values: np.ndarray, metrics: Sequence[Metric]) -> None:
@@ -181,6 +241,15 @@ class Checkpoint(Protocol):
 
     def chain_state(self, lo: int, hi: int) -> ChainState: ...
 
+    def final_state(self, lo: int, hi: int) -> ChainState:
+        """Where chunk lo..hi-1's chains leave their FINAL state (``--extend`` continues it)."""
+
+    def final_ranges(self) -> list[tuple[int, int]]:
+        """The (lo, hi) chunks that have a final state, sorted."""
+
+    def keep_final(self, ranges: list[tuple[int, int]]) -> None:
+        """Drop the final states of chunks other than ``ranges`` (an earlier chunking's)."""
+
     @property
     def models(self) -> Any: ...
 
@@ -208,10 +277,17 @@ def run_cell(cell: Cell, on_generation: Callable[[int], None] | None = None,
     values = np.empty((cell.generations, len(metrics), cell.replicates))
     previous = checkpoint.previous() if checkpoint is not None else None
     g0, r0 = (previous.shape[0], previous.shape[2]) if previous is not None else (0, 0)
+    # Families whose models are data keep each chunk's final chain state, which --extend
+    # continues (Persistent ones keep a state per generation, and take no more generations).
+    keeps_final = checkpoint is not None and family.resumable and not isinstance(family, Persistent)
     # Chunks never straddle r0: the old replicates (only their new generations are new
-    # work) and the new ones (all new) are chunked separately.
-    ranges = [(lo, min(end, lo + size)) for start, end in ((0, r0), (r0, cell.replicates))
-              for lo in range(start, end, size)]
+    # work; chunked as they were saved, so each continues from its own final state) and
+    # the new ones (all new) are chunked separately.
+    old = [(lo, hi) for lo, hi in checkpoint.final_ranges() if hi <= r0] if keeps_final else []
+    if not _tiles(old, r0):
+        old = [(lo, min(r0, lo + size)) for lo in range(0, r0, size)]
+    ranges = old + [(lo, min(cell.replicates, lo + size)) for lo in range(r0, cell.replicates, size)]
+    recomputed: list[str] = []
     for lo, hi in ranges:
         if hi <= r0 and g0 == cell.generations:   # extended in replicates only: kept as stored
             values[:, :, lo:hi] = previous[:, :, lo:hi]
@@ -224,20 +300,52 @@ def run_cell(cell: Cell, on_generation: Callable[[int], None] | None = None,
             if on_generation is not None:
                 on_generation((hi - lo) * cell.generations)
             continue
-        keep = state = None   # text families' generated documents go to the checkpoint's folder
+        keep = state = final = resume = None   # text families' documents go to the checkpoint
         if checkpoint is not None and isinstance(family, GeneratesText):
             keep = functools.partial(_keep_samples, checkpoint, family, lo, hi)
         if checkpoint is not None and isinstance(family, Persistent):
             state = checkpoint.chain_state(lo, hi)
-        values[:, :, lo:hi] = simulate(family, policy, sampling, metrics, cell.n_samples,
-                                       cell.generations, seeds, np.arange(lo, hi),
-                                       cell.params["sufficient_stats"], on_generation, keep,
-                                       state)
+        if keeps_final:
+            final = checkpoint.final_state(lo, hi)
+            if hi <= r0:
+                resume = Continuation(final, previous[:, :, lo:hi])
+        run = functools.partial(simulate, family, policy, sampling, metrics, cell.n_samples,
+                                cell.generations, seeds, np.arange(lo, hi),
+                                cell.params["sufficient_stats"], on_generation, keep, state,
+                                final=final)
+        if hi <= r0 and resume is None:
+            recomputed.append(f"{family.name} cannot save its models as data")
+        try:
+            values[:, :, lo:hi] = run(resume=resume)
+        except chainstate.InvalidState as e:   # no usable final state: retrace from generation 0
+            recomputed.append(f"the final state of replicates {lo}-{hi - 1}: {e}")
+            values[:, :, lo:hi] = run()
         if hi <= r0:   # more generations for old chains: they must retrace the stored ones
             _check_retraced(cell, values[:g0, :, lo:hi], previous[:, :, lo:hi])
         if checkpoint is not None:
             checkpoint.save_chunk(lo, hi, values[:, :, lo:hi])
+    if keeps_final:
+        checkpoint.keep_final(ranges)
+    if recomputed:
+        warnings.warn(RecomputeWarning(
+            f"cell {cell.key}: {len(recomputed)} chunk(s) of its old replicates recomputed their "
+            f"{g0} stored generation(s) to reach generation {cell.generations} ({recomputed[0]}); "
+            f"the values are the same, only slower"), stacklevel=2)
     return tidy(values, [m.name for m in metrics])
+
+
+class RecomputeWarning(UserWarning):
+    """--extend could not continue some chains from their saved state and recomputed them."""
+
+
+def _tiles(ranges: list[tuple[int, int]], r0: int) -> bool:
+    """True when ``ranges`` (sorted) cover 0..r0-1 exactly, without gaps or overlaps."""
+    end = 0
+    for lo, hi in ranges:
+        if lo != end or hi <= lo:
+            return False
+        end = hi
+    return end == r0 and bool(ranges)
 
 
 def _check_retraced(cell: Cell, recomputed: np.ndarray, stored: np.ndarray) -> None:

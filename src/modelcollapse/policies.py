@@ -5,7 +5,7 @@ the original real pool and a source of fresh real data, and returns the next tra
 set. Sizes are fixed by the policy (``synthetic_size``) so every replicate's batch stays
 rectangular and can be processed in one array operation.
 
-The same code runs on explicit :class:`~modelcollapse.provenance.Samples` and on the
+The same code runs on explicit :class:`~modelcollapse.batches.Samples` and on the
 exact sufficient statistics some families use (their ``concat`` merges statistics), so a
 policy is written once. Policies that need individual data (subsampling) say so with
 ``needs_samples``.

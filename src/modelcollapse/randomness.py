@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -91,6 +92,7 @@ class Stream:
         self.replicates = np.asarray(replicates, dtype=np.int64)
         self._generators: dict[str, list[np.random.Generator]] = {}
         self._buffers: dict[str, list] = {}  # key -> [array (R, B, *shape), position]
+        self._sources: dict[str, tuple] = {}  # key -> (spec, generator states before the block)
 
     @property
     def n_replicates(self) -> int:
@@ -105,47 +107,76 @@ class Stream:
             self._generators[kind] = gens
         return gens
 
-    def _draw(self, key: str, shape: tuple[int, ...], fill: Callable) -> np.ndarray:
+    def _draw(self, key: str, shape: tuple[int, ...], spec: tuple) -> np.ndarray:
         slot = self._buffers.get(key)
         if slot is None or slot[1] == slot[0].shape[1]:
             # Blocks double from 64 up to block_length(shape): short runs waste little,
             # long runs pay the per-replicate Python call only a few times.
             cap = block_length(shape)
             b = min(cap, 64 if slot is None else 2 * slot[0].shape[1])
-            block = np.empty((self.n_replicates, b, *shape))
-            for g, row in zip(self.generators("buffered"), block):
-                fill(g, row)  # writes in place: no per-replicate temporaries to stack
+            gens = self.generators("buffered")
+            # What refilled the block: a saved chain state keeps this, not the block.
+            self._sources[key] = (spec, [g.bit_generator.state for g in gens])
+            block = self.fill_block(spec, gens, b)
             slot = [block, 0]
             self._buffers[key] = slot
         out = slot[0][:, slot[1]]
         slot[1] += 1
         return out
 
+    def fill_block(self, spec: tuple, gens: Sequence[np.random.Generator], width: int) -> np.ndarray:
+        """(R, width, *shape) draws of ``spec`` = (kind, shape, df or None), one row per
+        generator (each advanced by its row)."""
+        kind, shape, df = spec
+        fill = _filler(kind, shape, df)
+        block = np.empty((len(gens), width, *shape))
+        for g, row in zip(gens, block):
+            fill(g, row)  # writes in place: no per-replicate temporaries to stack
+        return block
+
     def normal(self, shape: tuple[int, ...]) -> np.ndarray:
         """Standard normals, (R, *shape)."""
         shape = tuple(shape)
-        return self._draw(f"normal{shape}", shape, lambda g, out: g.standard_normal(out=out))
+        return self._draw(f"normal{shape}", shape, ("normal", shape, None))
 
     def uniform(self, shape: tuple[int, ...]) -> np.ndarray:
         """Uniforms on [0, 1), (R, *shape)."""
         shape = tuple(shape)
-        return self._draw(f"uniform{shape}", shape, lambda g, out: g.random(out=out))
+        return self._draw(f"uniform{shape}", shape, ("uniform", shape, None))
 
     def chisquare(self, df: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """Chi-square draws with degrees of freedom ``df`` (broadcast to ``shape``), (R, *shape)."""
         df = np.broadcast_to(np.asarray(df, dtype=float), shape)
         key = f"chisquare{shape}{df.tolist()}"
-        # chi2(k) = 2 Gamma(k/2) draw for draw (numpy's own definition); Gamma fills in place.
-        if np.all(df == df.flat[0]):  # a scalar shape skips numpy's per-call array checks
-            half: float | np.ndarray = float(df.flat[0]) / 2.0
+        return self._draw(key, tuple(shape), ("chisquare", tuple(shape), df.tolist()))
+
+
+def buffer_key(spec: tuple) -> str:
+    """The buffer key ``Stream`` files draws of ``spec`` under."""
+    kind, shape, df = spec
+    return f"{kind}{tuple(shape)}" + ("" if df is None else f"{df}")
+
+
+def _filler(kind: str, shape: tuple[int, ...], df: Any) -> Callable:
+    """The function that fills one replicate's row of a block of ``kind`` draws."""
+    if kind == "normal":
+        return lambda g, out: g.standard_normal(out=out)
+    if kind == "uniform":
+        return lambda g, out: g.random(out=out)
+    if kind != "chisquare":
+        raise ValueError(f"unknown draw kind '{str(kind)[:20]}'")
+    dfs = np.broadcast_to(np.asarray(df, dtype=float), shape)
+    # chi2(k) = 2 Gamma(k/2) draw for draw (numpy's own definition); Gamma fills in place.
+    if np.all(dfs == dfs.flat[0]):  # a scalar shape skips numpy's per-call array checks
+        half: float | np.ndarray = float(dfs.flat[0]) / 2.0
+    else:
+        half = dfs / 2.0
+
+    def fill(g: np.random.Generator, out: np.ndarray) -> None:
+        if isinstance(half, float):
+            g.standard_gamma(half, out=out)
         else:
-            half = df / 2.0
+            out[...] = g.standard_gamma(half, size=out.shape)
+        out *= 2.0
 
-        def fill(g: np.random.Generator, out: np.ndarray) -> None:
-            if isinstance(half, float):
-                g.standard_gamma(half, out=out)
-            else:
-                out[...] = g.standard_gamma(half, size=out.shape)
-            out *= 2.0
-
-        return self._draw(key, tuple(shape), fill)
+    return fill

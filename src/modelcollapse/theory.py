@@ -248,9 +248,28 @@ def _regression_overlay(policy: str, params: dict[str, Any], n_samples: int, met
 @overlay(HasProbabilities)
 def _categorical_overlay(policy: str, params: dict[str, Any], n_samples: int, metric: str,
                          generations: np.ndarray) -> Curve | None:
+    if params.get("top_k"):
+        return _top_k(policy, params, n_samples, metric, generations)
     if not _plain_sampling(params):
         return None
     return _categorical(policy, _replace(policy, params), params, n_samples, metric, generations + 1)
+
+
+def _top_k(policy: str, params: dict[str, Any], n: int, metric: str,
+           generations: np.ndarray) -> Curve | None:
+    """The rank-k cut under replace: support size and missing mass, exact given generation
+    0's cut and averaged over generation 0 by Monte Carlo (closed_forms/categorical.py)."""
+    if metric not in ("support_size", "missing_mass") or not _replace(policy, params) \
+            or not _plain_sampling(params):
+        return None
+    if n > WRIGHT_FISHER_MAX:
+        return Curve(None, reason=f"Wright-Fisher form computed for n_samples <= {WRIGHT_FISHER_MAX}")
+    support, support_se, missing, missing_se = wright_fisher.top_k_replace(
+        _truth_probs(params), n, int(params["top_k"]), int(generations.max()) + 1, TOP_K_DRAWS)
+    label = "rank-k cut: exact given generation 0, Monte Carlo over it (A tale of tails)"
+    if metric == "support_size":
+        return Curve(support[generations], label, stderr=support_se[generations])
+    return Curve(missing[generations], label, stderr=missing_se[generations])
 
 
 def _truth_probs(params: dict[str, Any]) -> np.ndarray:
@@ -328,3 +347,4 @@ def _categorical(policy: str, replace: bool, params: dict[str, Any], m: int, met
 
 
 WRIGHT_FISHER_MAX = 3000   # the (n+1)^2 transition matrix: 72 MB at n = 3000
+TOP_K_DRAWS = 2000         # generation-0 draws of the rank-k overlay (its standard error is drawn)

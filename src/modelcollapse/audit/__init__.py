@@ -103,7 +103,7 @@ JSON schema (``DIR/audit.json``, ``schema_version`` 1)
 Non-finite numbers are written as ``null``. Caveat kinds: ``domain_mismatch``,
 ``reference_small``, ``reference_truncated``, ``reference_overlap``, ``candidate_small``,
 ``sample_reduced``, ``signal_unavailable``, ``no_language_model``, ``share_disagreement``.
-Signals are registered with their rule, definition and order by :func:`.registry.signal`;
+Signals are registered with their rule, definition and order by :func:`.signals.signal`;
 the options are the fields of :class:`.settings.AuditSettings`.
 """
 

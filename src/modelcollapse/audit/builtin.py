@@ -8,8 +8,8 @@ turns an interval into ok / watch / alert.
 from __future__ import annotations
 
 from ..errors import UserError
-from . import counted, lexical, sampled
-from .registry import Context, signal
+from . import counted, diversity, sampled
+from .signals import Context, signal
 from .verdicts import Rule
 
 #: Fewer scored documents than this and the perplexity buckets are not compared: a
@@ -19,7 +19,7 @@ MIN_BUCKET_DOCS = 30
 MODEL_BASED = ["perplexity_shift", "detector_positive_rate", "ai_share"]
 
 _DIVERSITY = "the reference's value on an equal-size sample (the delta's 0)"
-_LEXICAL = tuple(lexical.DEFINITIONS)
+_LEXICAL = tuple(diversity.DEFINITIONS)
 
 
 def model_gate(ctx: Context) -> bool:
@@ -112,15 +112,15 @@ def _watermark(ctx: Context):
         # Relative thresholds of diversity: a fall of 10% of the reference's own value is
         # already outside what fresh human samples show at the sizes audited; 25% is a
         # collapsed text.
-        definition=lexical.DEFINITIONS,
+        definition=diversity.DEFINITIONS,
         order={name: 10 + i for i, name in enumerate(_LEXICAL)})
 def _lexical(ctx: Context):
     settings, cand_pool, ref_pool = ctx.settings, ctx.cand_pool, ctx.ref_pool
-    size = lexical.sample_size(settings.sample_tokens, cand_pool, ref_pool)
-    if size < lexical.MIN_SAMPLE_TOKENS:
+    size = diversity.sample_size(settings.sample_tokens, cand_pool, ref_pool)
+    if size < diversity.MIN_SAMPLE_TOKENS:
         ctx.caveats.append({"kind": "signal_unavailable", "signals": ["lexical"],
                             "message": f"the lexical signals need samples of at least "
-                                       f"{lexical.MIN_SAMPLE_TOKENS} tokens; the candidate "
+                                       f"{diversity.MIN_SAMPLE_TOKENS} tokens; the candidate "
                                        f"sample holds {cand_pool.n_tokens} tokens (a sample "
                                        f"may take half) and the reference pool "
                                        f"{ref_pool.n_tokens} (a third)"})
@@ -132,7 +132,7 @@ def _lexical(ctx: Context):
                                        f"of the candidate's {cand_pool.n_tokens} sampled "
                                        f"tokens and a third of the reference's "
                                        f"{ref_pool.n_tokens}"})
-    lex, missing = lexical.lexical_signals(cand_pool, ref_pool, size,
+    lex, missing = diversity.lexical_signals(cand_pool, ref_pool, size,
                                            settings.lexical_replicates, ctx.rng("lexical"),
                                            settings.bleu_docs)
     if missing:

@@ -71,7 +71,7 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..errors import UserError
-    from .calibration import run as calibrate
+    from .calibration_study import run as calibrate
     from .core import audit
     from .output import check_scores_path, write_audit, write_scores
 

@@ -17,7 +17,9 @@ from ..curation import WatermarkDetector
 from ..data import Vocabulary, read_documents
 from ..errors import UserError
 from ..randomness import SeedTree
-from . import counted, lexical, machine, registry
+from . import counted, diversity, machine
+from .signals import Context
+from .signals import compute as compute_signals
 from .reference import Reference, prepare_reference
 from .result import EXAMPLE_CHARS, N_EXAMPLES, AuditResult, CandidateAudit
 from .settings import AuditSettings
@@ -35,7 +37,7 @@ WATERMARK_Z = 4.0
 def _watermark_vocabulary(reference: str, text_field: str | None) -> Vocabulary:
     """The vocabulary the loop's n-gram family builds for ``reference`` with its default
     parameters: its token ids are the ones a watermarked loop hashed."""
-    from ..models.ngram import NGramParams, file_stamp, prepare
+    from ..families.ngram import NGramParams, file_stamp, prepare
     p = NGramParams(corpus=reference, text_field=text_field or "text")
     return prepare(p.corpus, p.text_field, p.unit, p.tokenizer, p.lowercase, p.bpe_vocab,
                    p.min_count, p.validation_share, p.test_share, p.split_seed,
@@ -148,7 +150,7 @@ def audit_prepared(specs: list[str], ref: Reference, settings: AuditSettings,
     seeds = SeedTree(settings.seed, "audit")
     rng = np.random.default_rng(seeds.sequence("reference-pool"))
     pick = np.sort(rng.permutation(len(ref.texts))[:settings.max_sample_docs])
-    ref_pool = lexical.pool([ref.texts[i] for i in pick], ref.tokenizer)
+    ref_pool = diversity.pool([ref.texts[i] for i in pick], ref.tokenizer)
     if runner is None:
         from ..sweep.executors import LocalExecutor
         runner = LocalExecutor(1)
@@ -165,7 +167,7 @@ def _audit_shared(spec: str, shared: tuple) -> CandidateAudit:
     return _audit_one(spec, *shared)
 
 
-def _audit_one(spec: str, ref: Reference, ref_pool: lexical.Pool, settings: AuditSettings,
+def _audit_one(spec: str, ref: Reference, ref_pool: diversity.Pool, settings: AuditSettings,
                seeds: SeedTree, watermark: WatermarkDetector | None,
                watermark_vocabulary: Vocabulary | None,
                lm: machine.MachineReference | None = None) -> CandidateAudit:
@@ -182,7 +184,7 @@ def _audit_one(spec: str, ref: Reference, ref_pool: lexical.Pool, settings: Audi
     if tally.n_docs > len(reservoir.items):
         log.info("%s: sample-based signals use %d of %d documents", spec,
                  len(reservoir.items), tally.n_docs)
-    cand_pool = lexical.pool(reservoir.items, ref.tokenizer)
+    cand_pool = diversity.pool(reservoir.items, ref.tokenizer)
     domain, caveats = counted.domain_check(tally, ref)
     caveats = ref.caveats + caveats
     if tally.n_docs < RECOMMENDED_CANDIDATE_DOCS:
@@ -191,9 +193,9 @@ def _audit_one(spec: str, ref: Reference, ref_pool: lexical.Pool, settings: Audi
                         "message": f"the candidate has {tally.n_docs} documents, fewer than "
                                    f"{RECOMMENDED_CANDIDATE_DOCS}; its intervals are wide, so "
                                    f"few signals can leave ok"})
-    ctx = registry.Context(spec, tally, cand_pool, ref_pool, ref, settings, rng, caveats,
+    ctx = Context(spec, tally, cand_pool, ref_pool, ref, settings, rng, caveats,
                            {"watermark": watermark, "machine": lm, "doc_scores": docs})
-    signals = registry.compute(ctx)
+    signals = compute_signals(ctx)
     ai = signals.pop("ai_share", None)
     return CandidateAudit(spec, tally.n_docs, tally.n_tokens, signals, ai, caveats,
                           {**domain, "copies_of_reference_docs": tally.n_copies,

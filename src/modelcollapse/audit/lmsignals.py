@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..zeroshot import CRITERIA, corrected_share
-from .registry import Context, signal
+from .signals import Context, signal
 from .result import Signal
 from .verdicts import Rule, wilson
 

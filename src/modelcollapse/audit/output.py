@@ -40,7 +40,7 @@ def write_audit(result: AuditResult, out_dir: str | Path, format: str = "json",
         if path.suffix == ".json":
             text = json.dumps(result.to_json(), indent=2, allow_nan=False)
         else:
-            from .html import render
+            from .page import render
             text = render(result)
         write_bytes(path, text.encode("utf-8"))
     return paths

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..curation import NearDedup, duplicate_share
 from ..errors import UserError
-from .lexical import Pool
+from .diversity import Pool
 from .result import Signal
 from .verdicts import wilson
 

@@ -25,12 +25,12 @@ def _opt(default, help: str, *, minimum=None, choices=None, check=None, cli: boo
 
 
 def _fpr(value) -> float:
-    from ..curation.calibration import check_fpr
+    from ..curation.thresholds import check_fpr
     return check_fpr(value)
 
 
 def _side(value) -> str:
-    from ..curation.calibration import check_side
+    from ..curation.thresholds import check_side
     return check_side(value)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import Context, signal
+from .signals import Context, signal
 from .result import Signal
 from .verdicts import Rule
 

@@ -14,7 +14,7 @@ a wide interval and so, honestly, fewer verdicts (the caveats say when a sample 
 size depends on the text, such as distinct-n or entropy: the reference's own value on an
 equal-size sample, or the human baseline of a coverage).
 
-The table :data:`RULES` (filled by :func:`.registry.signal`) maps the signal names of the JSON
+The table :data:`RULES` (filled by :func:`.signals.signal`) maps the signal names of the JSON
 to their rules; the built-in ones are declared in :mod:`.builtin`.
 """
 

@@ -25,12 +25,13 @@ def transition(n: int) -> np.ndarray:
 
 def lost_by(n: int, generations: int) -> np.ndarray:
     """(generations, n+1) P(count 0 at or before g resamplings | count c now), g = 0..G-1."""
-    q = transition(n)
+    q = transition(n) if generations > 1 else None
     d = (np.arange(n + 1) == 0).astype(float)
     out = np.empty((generations, n + 1))
     for g in range(generations):
         out[g] = d
-        d = q @ d
+        if g + 1 < generations:
+            d = q @ d
     return out
 
 
@@ -119,3 +120,62 @@ def mix_collision_steady(s0: float, n_real: int, n_synthetic: int) -> float:
     k, s = n_real, n_synthetic
     m = k + s
     return (k * (1 - s0) + k * k * s0 + 2 * k * s * s0 + s) / (m * m - s * s + s)
+
+
+def top_k_replace(p: np.ndarray, n: int, k: int, generations: int, draws: int = 4000,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """E[support size] and E[missing mass] per generation under replace when the sampler
+    keeps the model's k most likely outcomes (the rank-k cut of "A tale of tails").
+
+    Generation 0 is the empirical distribution of n real draws, uncut: exact. Its sampler
+    cuts it to the top-k set S (ties: lower index) and renormalizes, q_i = c_i / C_S; from
+    then on the model has at most k outcomes, so the cut never binds again and each kept
+    outcome's count is a Wright-Fisher chain started by Binomial(n, q_i): P(lost by
+    generation g | q_i) = sum_j Bin(j; n, q_i) lost_by[g-1, j] exactly, and an outcome
+    outside S is lost at generation 1 for good. So for g >= 1 the missing mass is at least
+    the truth's mass beyond its own top k (sum_{i>k} p_i for a sorted truth) in every chain:
+    the plateau of the paper. The law of S and C_S has no closed form, so the expectation
+    over generation 0 is a Monte Carlo average over ``draws`` multinomial count vectors
+    (common to every generation), exact given each.
+
+    Returns
+    -------
+    support, support_se, missing, missing_se : (G,) means and their Monte Carlo standard
+        errors (0 at generation 0, which is exact).
+    """
+    p = np.asarray(p, dtype=float)
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n, p, size=draws)                             # (D, K)
+    order = np.argsort(-counts, axis=1, kind="stable")[:, :k]             # the kept outcomes
+    c = np.take_along_axis(counts, order, axis=1)                         # (D, k)
+    total = c.sum(axis=1, keepdims=True)                                  # C_S (>= 1)
+    pk = p[order]                                                         # (D, k) truth mass kept
+    support = np.empty((draws, generations))
+    missing = np.empty((draws, generations))
+    lost0 = (1.0 - p) ** n
+    support[:, 0], missing[:, 0] = (1.0 - lost0).sum(), (p * lost0).sum()
+    if generations > 1:
+        lost = lost_by(n, generations - 1)                                # (G-1, n+1)
+        # P(lost by g) depends on (c, C) only: integers in 0..n, computed once per pair.
+        pair = c * (n + 1) + total                                        # (D, k)
+        uniq, inv = np.unique(pair, return_inverse=True)
+        cu, tu = np.divmod(uniq, n + 1)
+        loss = np.empty((uniq.size, generations - 1))
+        j = np.arange(n + 1)
+        for lo in range(0, uniq.size, 2048):                              # bounded memory
+            x = (cu[lo:lo + 2048] / tu[lo:lo + 2048])[:, None]
+            loss[lo:lo + 2048] = binom.pmf(j[None, :], n, x) @ lost.T
+        loss = loss[inv.reshape(pair.shape)]                              # (D, k, G-1)
+        alive = 1.0 - loss
+        support[:, 1:] = alive.sum(axis=1)
+        missing[:, 1:] = 1.0 - np.einsum("dk,dkg->dg", pk, alive)
+    root = np.sqrt(draws)
+    support_se, missing_se = support.std(axis=0, ddof=1) / root, missing.std(axis=0, ddof=1) / root
+    support_se[0] = missing_se[0] = 0.0   # generation 0 is exact (the same for every draw)
+    return support.mean(axis=0), support_se, missing.mean(axis=0), missing_se
+
+
+def top_k_plateau(p: np.ndarray, k: int) -> float:
+    """The truth's mass outside its k most likely outcomes: the least missing mass any model
+    with at most k outcomes can have (every chain under the rank-k cut, from generation 1)."""
+    return float(np.sort(np.asarray(p, dtype=float))[::-1][k:].sum())

@@ -1,6 +1,6 @@
 """The exact expected test error of the regression chain (replace and accumulate).
 
-Setting (see ``models/linear_regression.py``): generation 0 fits T real rows X_0 labelled
+Setting (see ``families/linear_regression.py``): generation 0 fits T real rows X_0 labelled
 y_0 = X_0 w* + sigma e_0; generation k >= 1 fits data its predecessor labelled,
 y_k = X_k w_{k-1} + sigma_s e_k on T0 rows X_k (the same rows for every k with a fixed
 design, new rows with a fresh one), sigma_s = sigma * temperature * sqrt(v) where v is the

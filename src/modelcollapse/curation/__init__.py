@@ -2,20 +2,21 @@
 
 Each block takes a :class:`Batch` (one replicate's candidate documents with provenance) and
 returns a :class:`Decision` (keep, and why each dropped document was dropped);
-:func:`chain` runs blocks in order and counts the drops per reason; :func:`filter_metrics`
+:func:`run_chain` runs blocks in order and counts the drops per reason; :func:`filter_metrics`
 measures the dropped share and a detector's precision / recall / FPR from provenance.
 
->>> keep, dropped = chain([ExactDedup(), NearDedup(0.8), DetectorFilter(OracleDetector(0.9))],
-...                       batch, rng)                                        # doctest: +SKIP
+>>> result = run_chain([ExactDedup(), NearDedup(0.8), DetectorFilter(OracleDetector(0.9))],
+...                    batch, rng)                    # doctest: +SKIP
+>>> result.keep, result.dropped        # (N,) bool, {"exact_duplicate": 3, "detector": 41}
 """
 
 from ..registry import Registry
-from .base import Batch, Block, ChainResult, Decision, chain, filter_metrics, run_chain
-from .calibration import Threshold, calibrate, min_calibration_size
+from .base import Batch, Block, ChainResult, Decision, filter_metrics, run_chain
+from .thresholds import Threshold, calibrate, min_calibration_size
 from .dedup import ExactDedup, NearDedup, duplicate_share
 from .detectors import (ClassifierDetector, Detector, DetectorFilter, LikelihoodDetector,
                         OracleDetector, TextDetector)
-from .selection import DiversitySelection, TopQuality, Verifier
+from .selection import DiversitySelection, TopQuality
 from .watermark import Watermark, WatermarkDetector
 from .zeroshot import ZeroShotDetector
 
@@ -27,9 +28,9 @@ DETECTORS.add("classifier", ClassifierDetector)
 DETECTORS.add("oracle", OracleDetector)
 DETECTORS.add("zeroshot", ZeroShotDetector)
 
-__all__ = ["Batch", "Block", "ChainResult", "Decision", "chain", "run_chain", "filter_metrics",
+__all__ = ["Batch", "Block", "ChainResult", "Decision", "run_chain", "filter_metrics",
            "Threshold", "calibrate", "min_calibration_size",
            "ExactDedup", "NearDedup", "duplicate_share",
            "Detector", "TextDetector", "DetectorFilter", "LikelihoodDetector",
            "ClassifierDetector", "OracleDetector", "Watermark", "WatermarkDetector",
-           "TopQuality", "DiversitySelection", "Verifier", "DETECTORS", "ZeroShotDetector"]
+           "TopQuality", "DiversitySelection", "DETECTORS", "ZeroShotDetector"]

@@ -1,11 +1,11 @@
 """Curation blocks in the style of datatrove filters: a block looks at a batch and says, per
-document, keep or (drop, reason); :func:`chain` runs blocks in order and counts the drops
+document, keep or (drop, reason); :func:`run_chain` runs blocks in order and counts the drops
 per reason; :func:`filter_metrics` turns a chain's result and the batch's provenance into
 the numbers that go into every generation's metrics (dropped share, a detector's measured
 precision, recall and false-positive rate).
 
->>> keep, dropped = chain([ExactDedup(), DetectorFilter(det)], batch, rng)  # doctest: +SKIP
->>> dropped                                      # {"exact_duplicate": 3, "detector": 41}
+>>> result = run_chain([ExactDedup(), DetectorFilter(det)], batch, rng)  # doctest: +SKIP
+>>> result.dropped                               # {"exact_duplicate": 3, "detector": 41}
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UserError
-from ..provenance import REAL, SYNTHETIC, Documents
+from ..batches import REAL, SYNTHETIC, Documents
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Batch:
     ----------
     docs : N 1-D int arrays of token ids (no ``<s>`` / ``</s>``).
     source : (N,) int8, ``REAL`` (0) or ``SYNTHETIC`` (1).
-    generation : (N,) int32, see :mod:`modelcollapse.provenance`.
+    generation : (N,) int32, see :mod:`modelcollapse.batches`.
     correct : optional (N,) bool, the ground truth of tasks that have one (read by
         :class:`~.selection.Verifier`).
     """
@@ -67,7 +67,7 @@ class Batch:
 
     @classmethod
     def from_documents(cls, documents: Documents, replicate: int) -> Batch:
-        """Replicate ``replicate`` of a :class:`~modelcollapse.provenance.Documents` batch."""
+        """Replicate ``replicate`` of a :class:`~modelcollapse.batches.Documents` batch."""
         return cls(documents.docs[replicate], documents.source[replicate],
                    documents.generation[replicate])
 
@@ -184,13 +184,6 @@ def run_chain(blocks: Sequence[Block], batch: Batch, rng: np.random.Generator) -
             flagged[idx[decision.flagged]] = True
             screened[idx] = True
     return ChainResult(keep, dropped, flagged, screened)
-
-
-def chain(blocks: Sequence[Block], batch: Batch, rng: np.random.Generator
-          ) -> tuple[np.ndarray, dict[str, int]]:
-    """``(keep, dropped)``: :func:`run_chain` without the detector masks."""
-    result = run_chain(blocks, batch, rng)
-    return result.keep, result.dropped
 
 
 def filter_metrics(batch: Batch, keep: np.ndarray, flagged: np.ndarray | None = None,

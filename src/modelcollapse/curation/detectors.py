@@ -27,10 +27,10 @@ import numpy as np
 
 from ..errors import UserError
 from ..lm import NGramLM
-from ..provenance import SYNTHETIC
+from ..batches import SYNTHETIC
 from ._text import Flat, mean_logprob, ngram_hashes
 from .base import Batch, Block, Decision
-from .calibration import Threshold, calibrate, check_fpr, check_side
+from .thresholds import Threshold, calibrate, check_fpr, check_side
 
 STATISTICS = ("perplexity", "ratio")
 

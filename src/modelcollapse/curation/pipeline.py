@@ -10,7 +10,7 @@ a kept share, a target false-positive rate). A list of such strings sweeps pipel
 block declares the reasons it drops documents for, so the run records ``dropped_<reason>``
 for each, and what it needs of the family (capabilities; a validation split for the blocks
 that judge with a human reference). Blocks that judge documents see only the words of their
-human reference (:class:`~modelcollapse.curation.policies.SeenWords`).
+human reference (:class:`~modelcollapse.curation.curated.SeenWords`).
 
 To add a block: a builder function registered with :func:`block` (in a plugin file too).
 """
@@ -27,7 +27,7 @@ from ..errors import UserError
 from ..randomness import SHARED
 from ..registry import Registry
 from .base import Block
-from .calibration import min_calibration_size
+from .thresholds import min_calibration_size
 from .dedup import ExactDedup, NearDedup
 from .detectors import ClassifierDetector, DetectorFilter, LikelihoodDetector, OracleDetector
 from .selection import DiversitySelection, TopQuality
@@ -132,7 +132,7 @@ def check(pipeline: list[tuple[BlockSpec, float | None]], family: Any, where: st
 
 def _judge(step: Any, make: Callable[[list, list, int], Block]) -> Block:
     """A block judging with the human reference, shown only the reference's words."""
-    from .policies import SeenWords, reference_words, restrict
+    from .curated import SeenWords, reference_words, restrict
     data = step.family.data
     known = reference_words(data.validation, len(data.vocab))
     return SeenWords(make(restrict(data.validation, known), restrict(data.test, known),
@@ -180,7 +180,7 @@ def detector_block(kind: str, p: Any, step: Any) -> Block:
     if kind == "classifier":
         # Machine-written training text comes from a held-out generation-0 model: fitted on
         # the real train split, sampled with the loop's settings.
-        from .policies import reference_words, restrict
+        from .curated import reference_words, restrict
         data = family.data
         rng = step.stream.seeds.generator("curate", SHARED, "classifier")
         generated = family.generate(family.fit_one(data.train), len(data.validation), rng,
@@ -209,7 +209,7 @@ def _check_zeroshot(params: Any, where: str) -> None:
 
 def _detector(kind: str, setting: str, **requires: Any):
     def build(number: float | None, step: Any) -> Block:
-        from .policies import FilterParams
+        from .curated import FilterParams
         field = {"oracle": "oracle_recall", "watermark": "watermark_z"}.get(kind, "target_fpr")
         options = {k: getattr(step.params, k) for k in OPTIONS.get(kind, ())
                    if hasattr(step.params, k)}

@@ -171,36 +171,3 @@ class DiversitySelection(Block):
         return {"block": "DiversitySelection", "q": self.q, "n": self.n, "alpha": self.alpha,
                 "max_per_cluster": self.max_per_cluster,
                 "cluster_threshold": self.cluster_threshold}
-
-
-class Verifier(Block):
-    """Keeps each correct sample with probability ``phi`` and each wrong one with probability
-    ``psi`` (reason ``"verifier"``), reading ``batch.correct``. The kept error rate is then
-    ``p' = p psi / (p psi + (1 - p) phi)`` for a generator of error rate ``p``
-    (:func:`modelcollapse.theory.verifier_pruned_error`); the kept data are mostly wrong
-    (``p' > 1/2``) beyond ``p* = 1 / (1 + psi / phi)``
-    (:func:`modelcollapse.theory.verifier_breakdown`). ``phi`` in (0, 1], ``psi`` in [0, 1].
-    """
-
-    reason = "verifier"
-
-    def __init__(self, phi: float = 0.9, psi: float = 0.1) -> None:
-        if not (isinstance(phi, numbers.Real) and 0 < phi <= 1):
-            raise UserError(f"verifier phi (keep rate of correct samples) must be in (0, 1]; "
-                            f"got {phi!r}")
-        if not (isinstance(psi, numbers.Real) and 0 <= psi <= 1):
-            raise UserError(f"verifier psi (keep rate of wrong samples) must be in [0, 1]; "
-                            f"got {psi!r}")
-        self.phi, self.psi = float(phi), float(psi)
-
-    def decide(self, correct: np.ndarray, rng: np.random.Generator) -> Decision:
-        """The decision for samples whose correctness is ``correct`` (N,) bool."""
-        correct = np.asarray(correct, dtype=bool).reshape(-1)
-        rate = np.where(correct, self.phi, self.psi)
-        return Decision.drop(rng.random(correct.size) >= rate, self.reason)
-
-    def __call__(self, batch: Batch, rng: np.random.Generator) -> Decision:
-        if batch.correct is None:
-            raise UserError("the verifier needs to know which samples are correct: the batch "
-                            "has no `correct` flags (a task with a ground truth sets them)")
-        return self.decide(batch.correct, rng)

@@ -8,8 +8,7 @@ rate p leaves data of error rate p' = p psi / (p psi + (1 - p) phi)
 p < p* = 1 / (1 + psi / phi) (:func:`modelcollapse.theory.verifier_breakdown`).
 
 Correctness needs a ground truth, so the policy runs on families with labelled data (their
-batches have ``verify``: the ``labels`` family). The per-sample block for text pipelines is
-:class:`modelcollapse.curation.selection.Verifier`.
+batches have ``verify``: the ``labels`` family).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..errors import UserError
-from .calibration import calibrate, check_fpr
+from .thresholds import calibrate, check_fpr
 from .detectors import _Calibrated
 
 

@@ -9,7 +9,7 @@ a backoff scorer. Ids 0, 1, 2 are reserved for ``<unk>``, ``<s>``, ``</s>`` (``U
 
 from .arpa import ArpaLM, load_arpa
 from .counts import BOS, EOS, MAX_ORDER, N_SPECIAL, SPECIAL_TOKENS, UNK
-from .ngram import SMOOTHINGS, NGramLM
+from .ngram_lm import SMOOTHINGS, NGramLM
 
 __all__ = ["NGramLM", "ArpaLM", "load_arpa", "UNK", "BOS", "EOS", "N_SPECIAL",
            "SPECIAL_TOKENS", "MAX_ORDER", "SMOOTHINGS"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models.mixture import Mixture, broadcast, l2_distance
+from ..families.mixture import Mixture, broadcast, l2_distance
 from ..randomness import SHARED, Stream
 from ..capabilities import GaussianClosedForm, HasDensity, HasMoments, MixtureComponents
 from .base import MetricContext, metric

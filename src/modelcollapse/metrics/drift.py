@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..capabilities import GaussianClosedForm, HasDensity, HasMoments
-from ..models.mixture import Mixture, safe_cholesky
+from ..families.mixture import Mixture, safe_cholesky
 from ..randomness import SHARED, Stream
 from .base import MetricContext, metric
 from .continuous import _truth_tails as truth_tails

@@ -58,7 +58,7 @@ def _memo(ctx: MetricContext) -> dict:
 def evaluations(ctx: MetricContext) -> np.ndarray:
     """(R, n_eval, D) generated images of this generation (cached), or (1, n_eval, D) real
     train images for the truth (the real-vs-real reference)."""
-    from ..models.images.base import RealImages
+    from ..families.images.base import RealImages
     family, seeds, memo = ctx.family, ctx.state.seeds, _memo(ctx)
     n = family.n_eval
     if isinstance(ctx.model, RealImages):
@@ -207,7 +207,7 @@ def _nearest_train(x: np.ndarray, train: np.ndarray, block: int = 2048) -> np.nd
         description="share of generated images nearer a real train image than the "
                     "memorization_quantile of real test images are")
 def memorization(ctx: MetricContext) -> np.ndarray:
-    from ..models.images.base import RealImages
+    from ..families.images.base import RealImages
     data, memo = ctx.family.data, _memo(ctx)
     if "img-memo-threshold" not in memo:
         memo["img-memo-threshold"] = np.quantile(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..capabilities import Classifies
-from ..models.labels import TRUE_LABEL
+from ..families.labels import TRUE_LABEL
 from .base import MetricContext, metric
 
 LABELS = (Classifies,)

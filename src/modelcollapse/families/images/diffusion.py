@@ -20,7 +20,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from ...errors import UserError
-from ...provenance import Samples
+from ...batches import Samples
 from ...randomness import Stream
 from ..base import Sampling, register
 from . import batched
@@ -35,7 +35,7 @@ class DiffusionParams(ImageParams):
     """steps: noise levels T. schedule: 'linear' | 'cosine'. hidden: units of the denoiser's
     two hidden layers. epochs, batch_size, lr: Adam training per generation (batch_size a
     multiple of 32 and hidden of 16, the last partial batch dropped: see
-    models/images/batched.py). Plus the image corpus and metric parameters."""
+    families/images/batched.py). Plus the image corpus and metric parameters."""
 
     steps: int = 100
     schedule: Literal["linear", "cosine"] = "linear"
@@ -95,18 +95,22 @@ def train_ddpm(x, p: DiffusionParams, init_gens, batch_rngs, noise_gens):
     abar = torch.from_numpy(np.cumprod(1.0 - betas(p.steps, p.schedule))).float()
     net = batched.init_stacked(init_gens, [D + TIME_DIM, p.hidden, p.hidden, D])
     opt = batched.adam(net, p.lr)
-    steps_per_epoch = N // min(p.batch_size, N)
+    net = opt.params
+    b = min(p.batch_size, N)
+    steps_per_epoch = N // b
     last = torch.zeros(R)
-    for step, index in enumerate(batched.batch_orders(batch_rngs, N, p.batch_size, p.epochs)):
-        x0 = batched.gather(x, index)                                      # (R, b, D)
-        b = x0.shape[1]
-        t = torch.stack([torch.randint(0, p.steps, (b,), generator=g) for g in noise_gens])
-        eps = batched.stacked_randn(noise_gens, (b, D))
+    t = torch.empty(R, b, dtype=torch.long)
+    eps = torch.empty(R, b, D)
+    for step, rows in enumerate(batched.batch_orders(batch_rngs, N, p.batch_size, p.epochs)):
+        x0 = batched.gather(x, rows)                                       # (R, b, D)
+        for g, row in zip(noise_gens, t):   # into reused buffers: the same draws as new tensors
+            torch.randint(0, p.steps, (b,), generator=g, out=row)
+        batched.stacked_randn(noise_gens, (b, D), eps)
         a = abar[t][..., None]
         xt = a.sqrt() * x0 + (1.0 - a).sqrt() * eps
         pred = batched.mlp(net, torch.cat([xt, embed_time(t, p.steps)], dim=-1))
         per_replicate = ((pred - eps) ** 2).mean(dim=(1, 2))              # (R,)
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         per_replicate.sum().backward()
         opt.step()
         if step >= (p.epochs - 1) * steps_per_epoch:
@@ -148,7 +152,11 @@ class Diffusion(ImageFamily):
 
     def generate(self, model: DiffusionModels, n: int, generation: int, stream: Stream,
                  sampling: Sampling) -> np.ndarray:
-        with batched.one_thread():   # aligned slices (see batched); the extra rows are dropped
-            return sample_ddpm(model.net, batched.padded(n), self.data.dim, self.params,
-                               torch_generators(stream, "noise", generation),
-                               sampling.temperature, sampling.truncation)[:, :n]
+        gens = torch_generators(stream, "noise", generation)
+        rows = batched.padded(n)   # aligned slices (see batched); the extra rows are dropped
+        with batched.one_thread() as cores:   # replicate groups in parallel, as in training
+            parts = batched.in_groups(
+                lambda g: sample_ddpm([w[g] for w in model.net], rows, self.data.dim, self.params,
+                                      gens[g], sampling.temperature, sampling.truncation),
+                len(gens), cores)
+        return np.concatenate(parts)[:, :n]

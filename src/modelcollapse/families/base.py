@@ -133,6 +133,36 @@ class Family(ABC):
         """The true distribution as a one-replicate model, for reference lines."""
         return None
 
+    # -- chain state: what ``--extend`` resumes a finished chain from ------------------------
+    #: The classes of this family's fitted models and non-``Samples`` batches (sufficient
+    #: statistics) whose attributes are plain data (arrays, numbers, nested such objects):
+    #: :meth:`save_state` / :meth:`load_state` then store them as data (see
+    #: :mod:`modelcollapse.modelstate`) and a finished chain continues from its last state.
+    #: Empty: the family cannot resume, and ``--extend`` recomputes its chains (correct, slower).
+    state_classes: ClassVar[tuple[type, ...]] = ()
+
+    @property
+    def resumable(self) -> bool:
+        """True when a chunk's chains can be saved and continued exactly (``state_classes``)."""
+        return bool(self.state_classes)
+
+    def save_state(self, model: Any) -> dict:
+        """``model`` (or a statistic batch) as data: arrays and JSON values."""
+        from ..modelstate import encode
+        return {"object": encode(model, self.state_classes)}
+
+    def resumed(self, streams: Streams, real: Any) -> None:
+        """Called when a chunk continues from a saved state, with its restored streams and
+        real batch: a family that derives per-chunk data from the streams once (the
+        regression's fixed design) takes it from ``real`` instead of drawing it again."""
+
+    def load_state(self, state: dict) -> Any:
+        """The object saved by :meth:`save_state`; ValueError when it is not one."""
+        from ..modelstate import decode
+        if not isinstance(state, dict) or set(state) != {"object"}:
+            raise ValueError("a model state must hold one object")
+        return decode(state["object"], self.state_classes)
+
     # -- what the store and the report ask of every family (defaults: nothing to say) --------
     def fingerprint(self) -> dict[str, Any]:
         """Values that identify the family's data beyond its params (a corpus's hash), so

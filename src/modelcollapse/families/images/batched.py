@@ -18,13 +18,22 @@ images) and run torch on one thread (:func:`one_thread`): no replicate ever fall
 scalar tail, whichever replicates share its tensors. Likewise the BLAS kernels take another
 path for an operand that is not 64-byte aligned, so every replicate's weight matrix must
 start on a 64-byte boundary: hidden layers are a multiple of 16 units.
+
+Several cores: since a replicate's numbers do not depend on which replicates share its
+batched model, the chunk's replicates are split into one group per core torch may use
+(``torch.get_num_threads()`` outside the families), each group a batched model of its own
+on its own Python thread with one torch thread (:func:`in_groups`; torch's ops release the
+GIL). Same numbers as one group, and each core runs whole batched steps instead of sharing
+small ops it would have to synchronize.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -33,17 +42,41 @@ ALIGN = 32   # elements: two AVX-512 float vectors, the widest step of PyTorch's
 
 
 @contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread inside (restored after): a thread's share of an
-    element-wise op would otherwise end at a point that depends on the tensor's size. On a
-    few shared cores it is also the faster setting (benchmarks/README.md, section 10)."""
+def one_thread() -> Iterator[int]:
+    """Run torch on one intra-op thread inside (restored after); yields the number it had
+    before (the cores :func:`in_groups` may use). A thread's share of an element-wise op
+    would otherwise end at a point that depends on the tensor's size."""
     import torch
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        yield before
     finally:
         torch.set_num_threads(before)
+
+
+def groups(n: int, k: int) -> list[slice]:
+    """Replicates 0..n-1 as min(k, n) contiguous groups of near-equal size."""
+    k = max(1, min(k, n))
+    bounds = [round(i * n / k) for i in range(k + 1)]
+    return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def in_groups(fn: Callable[[slice], Any], n: int, threads: int) -> list:
+    """[fn(group) for group in groups(n, threads)], the groups at once on their own Python
+    threads, each with one torch thread (torch's thread setting is per OS thread under
+    OpenMP and MKL, so each sets its own); one group runs here, with no thread."""
+    parts = groups(n, threads)
+    if len(parts) == 1:
+        return [fn(parts[0])]
+
+    def run(part: slice) -> Any:
+        import torch
+        torch.set_num_threads(1)
+        return fn(part)
+
+    with ThreadPoolExecutor(len(parts)) as pool:
+        return list(pool.map(run, parts))
 
 
 def padded(n: int) -> int:
@@ -79,35 +112,41 @@ def mlp(params: Sequence, x, activation=None):
 
 
 def batch_orders(rngs: Sequence[np.random.Generator], n: int, batch_size: int, epochs: int):
-    """Per epoch, per minibatch: (R, b) index tensors, each replicate's own shuffle; the last
-    partial batch is dropped (b = min(batch_size, n): see the module docstring)."""
+    """Per epoch, per minibatch: (R, b) row indices into x.reshape(R * n, D) (replicate r's
+    rows are r*n .. r*n + n - 1), each replicate's own shuffle; the last partial batch is
+    dropped (b = min(batch_size, n): see the module docstring)."""
     import torch
     b = min(batch_size, n)
+    offsets = (np.arange(len(rngs)) * n)[:, None]
     for _ in range(epochs):
-        perms = np.stack([g.permutation(n) for g in rngs])
+        rows = torch.from_numpy(np.stack([g.permutation(n) for g in rngs]) + offsets)
         for lo in range(0, n - b + 1, b):
-            yield torch.from_numpy(perms[:, lo:lo + b])
+            yield rows[:, lo:lo + b].reshape(-1)
 
 
-def gather(x, index):
-    """x (R, N, D), index (R, b) -> (R, b, D): each replicate's own minibatch."""
-    r, n, d = x.shape
-    flat = index + (np.arange(r) * n)[:, None] if isinstance(index, np.ndarray) else \
-        index + __import__("torch").arange(r)[:, None] * n
-    return x.reshape(r * n, d).index_select(0, flat.reshape(-1)).reshape(r, -1, d)
+def gather(x, rows):
+    """x (R, N, D), rows (R * b,) from ``batch_orders`` -> (R, b, D): each replicate's own
+    minibatch, one index_select."""
+    r, _, d = x.shape
+    return x.reshape(-1, d).index_select(0, rows).view(r, -1, d)
 
 
-def stacked_randn(gens: Sequence, shape: tuple[int, ...]):
-    """(R, *shape) standard normals, row r from ``gens[r]``."""
+def stacked_randn(gens: Sequence, shape: tuple[int, ...], out=None):
+    """(R, *shape) standard normals, row r from ``gens[r]`` (into ``out`` when given: a
+    buffer reused every step instead of a stack of R new tensors; the same numbers)."""
     import torch
-    return torch.stack([torch.randn(shape, generator=g) for g in gens])
+    if out is None:
+        return torch.stack([torch.randn(shape, generator=g) for g in gens])
+    for g, row in zip(gens, out):
+        torch.randn(shape, generator=g, out=row)
+    return out
 
 
 def adam(params: Sequence, lr: float):
-    """Adam on the stacked tensors (per element, so per replicate): the fused kernel, one
-    pass per tensor, same arithmetic whatever R."""
-    import torch
-    return torch.optim.Adam(params, lr=lr, foreach=False)
+    """Adam over the stacked tensors, all in one flat buffer (``flat_adam``): per element, so
+    per replicate, the arithmetic of torch's single-tensor Adam; compute with its ``params``."""
+    from .flat_adam import FlatAdam
+    return FlatAdam(params, lr)
 
 
 def detach(params: Sequence) -> list:

@@ -31,7 +31,7 @@ from ..errors import UserError
 from ..lm import NGramLM
 from ..lm import decode
 from ..lm.counts import MAX_ORDER
-from ..provenance import Documents
+from ..batches import Documents
 from ..randomness import Stream
 from .base import Sampling, register
 from .text import RealText, TextFamily, TextMetricParams, file_stamp  # noqa: F401  (re-exported)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..capabilities import GaussianClosedForm, HasDensity, HasMoments
 from ..errors import UserError
-from ..provenance import REAL, SYNTHETIC, Samples
+from ..batches import REAL, SYNTHETIC, Samples
 from ..randomness import Stream
 from .base import Family, Sampling, register, standard_noise
 from .mixture import Mixture, safe_cholesky
@@ -99,11 +99,6 @@ class GaussianModel:
         r = self.mean_.shape[0]
         return Mixture(np.ones((r, 1)), self.mean_[:, None, :], self.cov_[:, None])
 
-    def log_prob(self, x: np.ndarray) -> np.ndarray:
-        """(R, M) log density at x (R or 1, M, d)."""
-        return self.mixture.logpdf(x)
-
-
 def scatter_of(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(R, d) means and (R, d, d) scatter matrices of values (R, N, d)."""
     mean = values.mean(axis=1)
@@ -117,6 +112,7 @@ class Gaussian(Family, HasMoments, HasDensity, GaussianClosedForm):
     overview = ('variance', 'cov_trace', 'kl_to_truth', 'tail_mass')   # the report's headline panels
     description = "1-D or d-dim Gaussian refitted by MLE or unbiasedly (Shumailov et al. 2024)"
     Params = GaussianParams
+    state_classes = (GaussianModel, GaussianStats)   # models and batches saved as data (--extend resumes)
     default_n_samples = 100
 
     def stats_supported(self, sampling: Sampling, min_size: int) -> bool:

@@ -47,7 +47,7 @@ class Context:
     """What a signal function sees for one candidate (see the module docstring).
 
     spec : the candidate's corpus spec. tally : its streamed sums (:class:`~.stream.Tally`).
-    cand_pool, ref_pool : the sample pools (:class:`~.lexical.Pool`). ref : the prepared
+    cand_pool, ref_pool : the sample pools (:class:`~.diversity.Pool`). ref : the prepared
     :class:`~.reference.Reference`. settings : :class:`~.settings.AuditSettings`.
     rng : ``rng(stage)`` -> a generator seeded by (seed, stage, spec). caveats : appended
     to in place. extras : optional inputs (the watermark detector, the language-model

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..capabilities import HasProbabilities
 from ..errors import UserError
-from ..provenance import REAL, SYNTHETIC, Samples
+from ..batches import REAL, SYNTHETIC, Samples
 from ..randomness import Stream
 from .base import Family, Sampling, register
 
@@ -26,12 +26,16 @@ from .base import Family, Sampling, register
 @dataclass(frozen=True)
 class CategoricalParams:
     """n_outcomes: K >= 2. truth: 'zipf' (p_i ~ i^-zipf_beta) or 'uniform'.
-    hutter_T: the training size T in the hutter_error metric (0 means n_samples)."""
+    hutter_T: the training size T in the hutter_error metric (0 means n_samples).
+    top_k: the sampler keeps the model's k most likely outcomes (ties: the lower index) and
+    renormalizes, before any top-p ``truncation``: the rank-k tail cut of Dohmatob, Feng,
+    Yang, Charton and Kempe 2024 ("A tale of tails"); unset or 0: no cut."""
 
     n_outcomes: int = 1000
     truth: Literal["zipf", "uniform"] = "zipf"
     zipf_beta: float = 1.5
     hutter_T: int = 0
+    top_k: int | None = None   # unset is not stored: existing cells keep their keys
 
     def __post_init__(self) -> None:
         if self.n_outcomes < 2:
@@ -40,6 +44,8 @@ class CategoricalParams:
             raise UserError(f"params.zipf_beta must be > 0; got {self.zipf_beta}")
         if self.hutter_T < 0:
             raise UserError(f"params.hutter_T must be >= 0; got {self.hutter_T}")
+        if self.top_k is not None and self.top_k < 0:
+            raise UserError(f"params.top_k must be >= 0 (0: no cut); got {self.top_k}")
 
 
 def zipf_probs(n_outcomes: int, beta: float) -> np.ndarray:
@@ -77,22 +83,31 @@ class CategoricalModel:
     def __init__(self, probs: np.ndarray) -> None:
         self.probs_ = probs
 
-    def log_prob(self, x: np.ndarray) -> np.ndarray:
-        """(R, M) log-probability of outcomes x (R or 1, M) (minus infinity if unseen)."""
-        with np.errstate(divide="ignore"):
-            return np.log(np.take_along_axis(self.probs_, np.broadcast_to(
-                x, (self.probs_.shape[0], x.shape[1])), axis=1))
+
+def top_k_cut(q: np.ndarray, k: int) -> np.ndarray:
+    """(R, K) q with all but its k largest entries per row set to 0 (ties: the lower index
+    is kept), renormalized. A row with at most k non-zero entries is returned unchanged."""
+    if k >= q.shape[1]:
+        return q
+    order = np.argsort(-q, axis=1, kind="stable")
+    keep = np.zeros(q.shape, dtype=bool)
+    np.put_along_axis(keep, order[:, :k], True, axis=1)
+    cut = np.where(keep, q, 0.0)
+    return cut / cut.sum(axis=1, keepdims=True)
 
 
-def biased(probs: np.ndarray, sampling: Sampling) -> np.ndarray:
-    """(R, K) the sampling distribution: probs^(1/temperature) renormalized, then the top-p
-    nucleus covering ``truncation`` of the mass, renormalized."""
+def biased(probs: np.ndarray, sampling: Sampling, top_k: int | None = None) -> np.ndarray:
+    """(R, K) the sampling distribution: probs^(1/temperature) renormalized, then the
+    ``top_k`` most likely outcomes (unset or 0: all), then the top-p nucleus covering
+    ``truncation`` of the mass, renormalized."""
     q = probs
     if sampling.temperature != 1.0:
         with np.errstate(divide="ignore"):
             logq = np.log(q) / sampling.temperature
         q = np.exp(logq - logq.max(axis=1, keepdims=True))
         q /= q.sum(axis=1, keepdims=True)
+    if top_k:
+        q = top_k_cut(q, top_k)
     if sampling.truncation < 1.0:
         order = np.argsort(-q, axis=1, kind="stable")
         sorted_q = np.take_along_axis(q, order, axis=1)
@@ -128,6 +143,7 @@ class Categorical(Family, HasProbabilities):
     overview = ('support_size', 'entropy', 'hutter_error')   # the report's headline panels
     description = "K outcomes (uniform or Zipf truth) modelled by the empirical distribution (Dohmatob, Feng, Yang, Charton and Kempe 2024)"
     Params = CategoricalParams
+    state_classes = (CategoricalModel, CategoricalStats)   # models and batches saved as data (--extend resumes)
     default_n_samples = 1000
 
     def stats_supported(self, sampling: Sampling, min_size: int) -> bool:
@@ -166,4 +182,5 @@ class Categorical(Family, HasProbabilities):
 
     def sample(self, model: CategoricalModel, n: int, generation: int, stream: Stream,
                sampling: Sampling, stats: bool):
-        return self._draw(biased(model.probs_, sampling), n, stream, stats, SYNTHETIC, generation)
+        return self._draw(biased(model.probs_, sampling, self.params.top_k), n, stream, stats,
+                          SYNTHETIC, generation)

@@ -46,7 +46,7 @@ import numpy as np
 
 from ..capabilities import Persistent, ScoresSequences, TrainsWithValidation
 from ..errors import UserError
-from ..provenance import Documents
+from ..batches import Documents
 from ..randomness import Stream
 from .base import Sampling, register
 from .text import TextFamily, TextMetricParams, file_stamp
@@ -424,7 +424,7 @@ class Transformer(TextFamily, ScoresSequences, TrainsWithValidation, Persistent)
     def generate(self, lm, n: int, rng: np.random.Generator,
                  sampling: Sampling) -> list[np.ndarray]:
         """n sequences of ``sequence_tokens`` tokens from one model."""
-        from ..neural import decode
+        from ..neural import sampling as decoding
         p, d = self.params, self.data
         if p.generation == "prompt":
             pick = rng.choice(len(d.train), size=n, replace=n > len(d.train))
@@ -432,11 +432,11 @@ class Transformer(TextFamily, ScoresSequences, TrainsWithValidation, Persistent)
         else:
             prompts = np.full((n, 1), d.tokenizer.start_id, dtype=np.int64)
         if p.decoding == "beam":
-            out = decode.beam(lm.module, prompts, p.sequence_tokens, self.device, p.beams,
+            out = decoding.beam(lm.module, prompts, p.sequence_tokens, self.device, p.beams,
                               p.repetition_penalty, max(1, p.gen_batch // p.beams),
                               d.tokenizer.eos_id)
         else:
-            out = decode.sample(lm.module, prompts, p.sequence_tokens,
+            out = decoding.sample(lm.module, prompts, p.sequence_tokens,
                                 int(rng.integers(2**62)), self.device, sampling.temperature,
                                 p.top_k, sampling.truncation, p.repetition_penalty, p.gen_batch)
         return list(out.astype(np.int64))

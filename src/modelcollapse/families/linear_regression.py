@@ -36,7 +36,7 @@ import numpy as np
 from ..capabilities import HasCoefficients
 from ..closed_forms.regression import eigh_small
 from ..errors import UserError
-from ..provenance import REAL, SYNTHETIC, Samples
+from ..batches import REAL, SYNTHETIC, Samples
 from ..randomness import Stream
 from .base import Family, Sampling, Streams, register, standard_noise
 
@@ -117,13 +117,6 @@ class RegressionModel:
         self.noise = noise
         self.gram_, self.xty_, self.values_ = gram, xty, values
 
-    def log_prob(self, rows_xy: np.ndarray) -> np.ndarray:
-        """(R, M) conditional log-likelihood log N(y; x . w_hat, noise^2) of rows [x, y]
-        given as (R or 1, M, d + 1)."""
-        d = self.coef_.shape[1]
-        resid = rows_xy[..., d] - np.einsum("rmd,rd->rm", rows_xy[..., :d], self.coef_)
-        return -0.5 * ((resid / self.noise) ** 2 + np.log(2 * np.pi * self.noise**2))
-
 
 def rows(design: np.ndarray, n: int, start: int = 0) -> np.ndarray:
     """(R, n, d) design rows start..start+n-1, cycling through the design's rows."""
@@ -152,6 +145,7 @@ class LinearRegression(Family, HasCoefficients):
                    "spectrum, fixed or fresh) with fresh label noise (Gerstgrasser et al. 2024; "
                    "Dohmatob, Feng and Kempe 2024)")
     Params = RegressionParams
+    state_classes = (RegressionModel, DesignRows)   # models and batches saved as data (--extend resumes)
     default_n_samples = 32
 
     def __init__(self, params: RegressionParams, n_samples: int) -> None:
@@ -205,6 +199,15 @@ class LinearRegression(Family, HasCoefficients):
             return out
 
         return draw
+
+    def resumed(self, streams: Streams, real: Samples) -> None:
+        # The fixed design was drawn once from the design stream, which has moved on since:
+        # a continued chunk takes it back from its saved real batch.
+        design = getattr(real, "design", None)
+        if not isinstance(design, np.ndarray) or design.shape[:1] != (len(streams.replicates),):
+            from ..chainstate import InvalidState
+            raise InvalidState("its real batch holds no design of its replicates")
+        self._designs[streams] = design
 
     def draw_real(self, n: int, generation: int, stream: Stream, stats: bool) -> Samples:
         raise NotImplementedError("linear_regression draws real data through real_source")

@@ -108,6 +108,7 @@ class Labels(Family, Classifies, LabelledBatches):
     description = ("K inputs with true label 0, a majority-vote classifier whose generator "
                    "flips labels with probability label_noise (Feng et al. 2024)")
     Params = LabelsParams
+    state_classes = (LabelModel, LabelStats)   # models and batches saved as data (--extend resumes)
     default_n_samples = 10_000
     samples_supported = False
 

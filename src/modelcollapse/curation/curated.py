@@ -35,10 +35,10 @@ import numpy as np
 from ..capabilities import (GeneratesText, RecordsCuration, RefitsOnDocuments, Watermarks,
                             describe, satisfies)
 from ..errors import UserError
-from ..provenance import SYNTHETIC
+from ..batches import SYNTHETIC
 from ..policies import Mix, MixParams, Policy, Step, register
 from .base import Batch, Block, filter_metrics, run_chain
-from .calibration import min_calibration_size
+from .thresholds import min_calibration_size
 from .dedup import ExactDedup, NearDedup
 from . import pipeline
 from .selection import DiversitySelection, TopQuality

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..capabilities import HasDensity, HasMoments, MixtureComponents
 from ..errors import UserError
-from ..provenance import REAL, SYNTHETIC, Samples
+from ..batches import REAL, SYNTHETIC, Samples
 from ..randomness import Stream
 from .base import Family, Sampling, register
 from .mixture import LOG_2PI, Mixture, broadcast, logsumexp, ring, safe_cholesky
@@ -76,10 +76,6 @@ class GMMModel:
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """(R, d) mean and (R, d, d) covariance of the fitted distribution."""
         return self.mixture.mean(), self.mixture.cov()
-
-    def log_prob(self, x: np.ndarray) -> np.ndarray:
-        return self.mixture.logpdf(x)
-
 
 def _pick(cum: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Row-wise inverse-CDF lookup: (R, L) indices for cum (R, N) nondecreasing and u (R, L)
@@ -233,6 +229,7 @@ class GMM(Family, HasMoments, HasDensity, MixtureComponents):
     overview = ('l2_to_truth', 'kl_to_truth', 'tail_mass', 'n_components_alive')   # the report's headline panels
     description = "d-dim Gaussian mixture fitted by batched EM (Shumailov et al. 2024's GMM setting)"
     Params = GMMParams
+    state_classes = (GMMModel, Mixture)   # models and batches saved as data (--extend resumes)
     default_n_samples = 1000
 
     def validate(self, n_samples: int) -> None:

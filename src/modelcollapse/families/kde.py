@@ -17,7 +17,7 @@ import numpy as np
 
 from ..capabilities import HasDensity, HasMoments
 from ..errors import UserError
-from ..provenance import REAL, SYNTHETIC, Samples
+from ..batches import REAL, SYNTHETIC, Samples
 from ..randomness import Stream
 from .base import Family, Sampling, register
 from .gaussian import scatter_of
@@ -70,16 +70,13 @@ class KDEModel:
         """(R, d) mean and (R, d, d) covariance of the fitted distribution."""
         return self.mixture.mean(), self.mixture.cov()
 
-    def log_prob(self, x: np.ndarray) -> np.ndarray:
-        return self.mixture.logpdf(x)
-
-
 @register
 class KDE(Family, HasMoments, HasDensity):
     name = "kde"
     overview = ('kl_to_truth', 'cov_trace', 'tail_mass')   # the report's headline panels
     description = "Gaussian kernel density estimate, Scott/Silverman bandwidth (Kazdan et al. 2024)"
     Params = KDEParams
+    state_classes = (KDEModel,)   # models and batches saved as data (--extend resumes)
     default_n_samples = 500
 
     def bytes_per_replicate(self, max_train: int) -> int:

@@ -1,6 +1,6 @@
 """What the image families share: the corpus, real data, sample grids, seeded torch generators.
 
-An image batch is a :class:`~modelcollapse.provenance.Samples` whose values are (R, N, h*w)
+An image batch is a :class:`~modelcollapse.batches.Samples` whose values are (R, N, h*w)
 float32 pixels in [0, 1], so every policy (replace, accumulate, mix with a fixed or fresh
 real pool, ...) works on images unchanged. The truth is the corpus itself: generation 0 is
 fitted on the real train split (or a random subset of ``n_samples`` of it), "fresh" real data
@@ -26,7 +26,7 @@ import numpy as np
 
 from ...capabilities import GeneratesImages, RealReference
 from ...errors import UserError
-from ...provenance import REAL, SYNTHETIC, Samples, random_subset
+from ...batches import REAL, SYNTHETIC, Samples, random_subset
 from ...randomness import Stream
 from ..base import Family, Sampling
 
@@ -89,18 +89,32 @@ def torch_generators(stream: Stream, kind: str, generation: int) -> list:
 
 
 def train_batched(trainer, data: Samples, params: Any, stream: Stream, generation: int):
-    """Run ``trainer(x, params, init_gens, batch_rngs, noise_gens)`` on the chunk's training
-    images (a writable float32 (R, N, pixels) tensor) with every replicate's own generators
-    (initialization, minibatch order, noise), on one torch thread (see ``batched``)."""
+    """Run ``trainer(x, params, init_gens, batch_rngs, noise_gens)`` -> (weights, loss) on
+    the chunk's training images (a writable float32 (R, N, pixels) tensor) with every
+    replicate's own generators (initialization, minibatch order, noise): see
+    :func:`train_groups`."""
     import torch
-
-    from . import batched
     x = torch.from_numpy(np.array(data.values, dtype=np.float32))   # a writable copy
     rngs = [stream.seeds.generator(stream.stage, int(r), "batches", generation)
             for r in stream.replicates]
-    with batched.one_thread():
-        return trainer(x, params, torch_generators(stream, "init", generation), rngs,
-                       torch_generators(stream, "noise", generation))
+    return train_groups(trainer, x, params, torch_generators(stream, "init", generation), rngs,
+                        torch_generators(stream, "noise", generation))
+
+
+def train_groups(trainer, x, params: Any, init: list, rngs: list, noise: list):
+    """``trainer`` on one group of replicates per core torch may use, each group a batched
+    model on its own thread with one torch thread (``batched.in_groups``: the same numbers
+    as one group); the groups' weights and (R,) losses joined along R."""
+    import torch
+
+    from . import batched
+    with batched.one_thread() as cores:
+        parts = batched.in_groups(lambda g: trainer(x[g], params, init[g], rngs[g], noise[g]),
+                                  len(rngs), cores)
+    if len(parts) == 1:
+        return parts[0]
+    return ([torch.cat(ws) for ws in zip(*(w for w, _ in parts))],
+            np.concatenate([loss for _, loss in parts]))
 
 
 def save_grid(path: Path, images: np.ndarray, shape: tuple[int, int]) -> None:
