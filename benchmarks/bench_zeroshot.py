@@ -8,7 +8,7 @@ the fast path; and a timed audit with the LM signals.
 Speed. Documents: embedded-corpus paragraphs of 40-80 words (about 60 words, ~80 tokens).
 The peer is the straightforward loop (one float32 forward per document under no_grad, then
 the Fast-DetectGPT sums from a full log-softmax); ours is
-:func:`modelcollapse.zeroshot.token_stats` with its defaults (length-bucketed batches, the
+:func:`modelcollapse.zeroshot.scoring` with its defaults (length-bucketed batches, the
 output layer on scored positions only, fused chunked statistics, inference mode, bf16
 autocast where the CPU has native bf16), and the same in float32 (the batching alone). The
 three run in turns, ``--rounds`` times; each one's best time is kept (the machine is shared).
@@ -57,7 +57,7 @@ def per_document(model, tok, texts):
 
 def speed(model, tok, texts, args) -> dict:
     from modelcollapse.zeroshot import token_stats
-    from modelcollapse.zeroshot.score import resolve_precision
+    from modelcollapse.zeroshot.scoring import resolve_precision
     token_stats(model, tok, texts[:4], batch_tokens=args.batch_tokens)   # warm up both paths
     token_stats(model, tok, texts[:4], batch_tokens=args.batch_tokens, precision="float32")
     per_document(model, tok, texts[:2])
@@ -128,7 +128,7 @@ def timed_audit(spec, args, folder: Path) -> dict:
     from modelcollapse.audit import audit
     from modelcollapse.data import load_corpus
     from modelcollapse.zeroshot.generate import GenerationSettings, RewriteCache, model_identity
-    from modelcollapse.zeroshot.load import load_lm
+    from modelcollapse.zeroshot.model_cache import load_lm
     model, tok = load_lm(spec)
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -173,7 +173,7 @@ def main(argv=None) -> int:
     import torch
 
     from modelcollapse.data import load_corpus
-    from modelcollapse.zeroshot.load import load_lm
+    from modelcollapse.zeroshot.model_cache import load_lm
     if args.threads:
         torch.set_num_threads(args.threads)
     model, tok = load_lm(args.model, args.device)

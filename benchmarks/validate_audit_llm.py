@@ -44,7 +44,7 @@ from modelcollapse.data import load_corpus  # noqa: E402
 from modelcollapse.zeroshot import auroc, tpr_at_fpr  # noqa: E402
 from modelcollapse.zeroshot.generate import (GenerationSettings, ai_reference,  # noqa: E402
                                              model_identity)
-from modelcollapse.zeroshot.load import load_lm  # noqa: E402
+from modelcollapse.zeroshot.model_cache import load_lm  # noqa: E402
 
 
 def _jsonl(path: Path, texts) -> str:
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
         # originals need not be among the human paragraphs: a rewrite whose original is
         # not in the corpus cannot leak it into a candidate)
         from modelcollapse.zeroshot.generate import RewriteCache, doc_hash
-        from modelcollapse.zeroshot.score import ScoreCache
+        from modelcollapse.zeroshot.scoring import ScoreCache
         have = RewriteCache(model_identity(model, tok), GenerationSettings()).entries
         scored = ScoreCache(machine_folder(), scorer._key).rows
         gen_texts = [texts[i] for i in pick if doc_hash(texts[i]) in have]

@@ -8,7 +8,7 @@ pytest.importorskip("transformers")
 
 from modelcollapse.zeroshot import auroc, calibrate, corrected_share, criteria, token_stats  # noqa: E402
 from modelcollapse.zeroshot.generate import GenerationSettings, ai_reference, rewrite  # noqa: E402
-from modelcollapse.zeroshot.score import buckets  # noqa: E402
+from modelcollapse.zeroshot.scoring import buckets  # noqa: E402
 from tiny_lm import tiny_lm  # noqa: E402
 
 TEXTS = [" ".join(f"w{(i * 7 + j * 3) % 40}" for j in range(5 + i % 23)) for i in range(40)]
@@ -43,7 +43,7 @@ def test_batched_equals_per_document_loop(lm):
     other = token_stats(model, tok, TEXTS, batch_tokens=4096, precision="float32")
     np.testing.assert_allclose(stats.ll, other.ll, rtol=1e-4, atol=1e-4)
     # nor does a chunk of positions smaller than a document (the fused per-chunk sums)
-    import modelcollapse.zeroshot.score as score
+    import modelcollapse.zeroshot.scoring as score
     old, score.STAT_FLOATS = score.STAT_FLOATS, 7 * len(tok)
     try:
         chunked = token_stats(model, tok, TEXTS, batch_tokens=4096, precision="float32")
@@ -66,7 +66,7 @@ def test_binoculars_with_a_performer(lm):
 
 
 def test_bf16_and_the_full_forward_path_agree_with_float32(lm):
-    from modelcollapse.zeroshot.score import resolve_precision, split_head
+    from modelcollapse.zeroshot.scoring import resolve_precision, split_head
     model, tok = lm
     exact = token_stats(model, tok, TEXTS, precision="float32")
     fast = token_stats(model, tok, TEXTS, precision="bfloat16")

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..zeroshot import Calibration, GenerationSettings, calibrate, criteria
-from ..zeroshot.score import cached_token_stats
+from ..zeroshot.scoring import cached_token_stats
 
 log = logging.getLogger("modelcollapse.audit")
 
@@ -50,7 +50,7 @@ def generated_ai_texts(ref_model_texts: list[str], settings, rng: np.random.Gene
     """The generator's rewrites of a seeded sample of reference documents, and a record of
     how they were made (model, settings, modes)."""
     from ..zeroshot.generate import MODE_WEIGHTS, PROMPTS, ai_reference, model_identity
-    from ..zeroshot.load import load_lm
+    from ..zeroshot.model_cache import load_lm
     model, tok = load_lm(settings.ai_generator, settings.device)
     n = min(settings.ai_reference_docs, len(ref_model_texts))
     pick = np.sort(rng.permutation(len(ref_model_texts))[:n])
@@ -110,7 +110,7 @@ class Scorer:
         return out
 
     def __post_init__(self) -> None:
-        from ..zeroshot.score import resolve_precision
+        from ..zeroshot.scoring import resolve_precision
         self.precision = resolve_precision(self.precision, self.device)
         self._key = self.key()
 
@@ -140,7 +140,7 @@ def load_scorer(settings) -> Scorer | None:
     observer scores every criterion (one forward pass of each model per document);
     otherwise ``scorer`` (default: the generator). UserError when the pair's tokenizers
     differ."""
-    from ..zeroshot.load import check_pair, load_lm
+    from ..zeroshot.model_cache import check_pair, load_lm
     if settings.observer:
         obs, obs_tok = load_lm(settings.observer, settings.device)
         perf, perf_tok = load_lm(settings.performer, settings.device)

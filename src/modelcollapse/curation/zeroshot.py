@@ -5,7 +5,7 @@ past a threshold calibrated on held-out human documents to ``target_fpr``:
 ``"fast_detectgpt"`` (Fast-DetectGPT's analytic sampling discrepancy, the default),
 ``"log_likelihood"`` (mean token log-likelihood) or ``"binoculars"`` (with a ``performer``
 model sharing the tokenizer). Higher = more machine-like for all three
-(:mod:`modelcollapse.zeroshot.detectors`). Documents are ids in a loop's vocabulary:
+(:mod:`modelcollapse.zeroshot.criteria`). Documents are ids in a loop's vocabulary:
 ``decode`` turns them back into text for the language model (e.g. a vocabulary's
 detokenizer); texts can also be scored directly with :meth:`score_texts`.
 
@@ -34,7 +34,7 @@ from .detectors import _Calibrated
 class ZeroShotDetector(_Calibrated):
     """Zero-shot language-model detector (module docstring).
 
-    Parameters: model (a spec for :func:`modelcollapse.zeroshot.load.load_lm`, or a
+    Parameters: model (a spec for :func:`modelcollapse.zeroshot.model_cache.load_lm`, or a
     ``(model, tokenizer)`` pair), criterion, target_fpr, performer (spec or model, for
     Binoculars), decode (ids -> text), batch_tokens, device.
     Fitted: ``threshold_``, ``calibration_fpr_``.
@@ -61,7 +61,7 @@ class ZeroShotDetector(_Calibrated):
 
     def _models(self):
         if self._loaded is None:
-            from ..zeroshot.load import check_pair, load_lm
+            from ..zeroshot.model_cache import check_pair, load_lm
             def get(spec):
                 return load_lm(spec, self.device) if isinstance(spec, str) else tuple(spec)
             model, tok = get(self.model_spec)

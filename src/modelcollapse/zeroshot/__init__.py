@@ -11,9 +11,9 @@
 torch and transformers are imported inside functions: importing this package is cheap.
 """
 
-from .detectors import CRITERIA, Calibration, auroc, calibrate, corrected_share, criteria, tpr_at_fpr
+from .criteria import CRITERIA, Calibration, auroc, calibrate, corrected_share, criteria, tpr_at_fpr
 from .generate import GenerationSettings
-from .score import TokenStats, token_stats
+from .scoring import TokenStats, token_stats
 
 __all__ = ["CRITERIA", "Calibration", "auroc", "calibrate", "corrected_share", "criteria",
            "tpr_at_fpr", "GenerationSettings", "TokenStats", "token_stats"]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .score import TokenStats
+from .scoring import TokenStats
 
 CRITERIA = ("fast_detectgpt", "log_likelihood", "binoculars")
 
