@@ -2,7 +2,7 @@
 
   sampling   PROMPTS real 64-token prompts of the embedded corpus, NEW new tokens each, in
              batches of BATCH, plain sampling (T = 1, no top-k / top-p). Ours:
-             ``neural.sampling.sample`` (one prefill keeping the last position's logits, one
+             ``neural.generation.sample`` (one prefill keeping the last position's logits, one
              cached step per token, inverse-CDF draws from a local torch.Generator, under
              inference_mode). Peer: ``model.generate(do_sample=True, top_k=0, top_p=1.0,
              max_new_tokens=NEW, min_new_tokens=NEW)`` per batch, as a user writes it (it also
@@ -64,7 +64,7 @@ def measured(fn):
 
 
 def ours_sample(model, prompts, new, batch):
-    from modelcollapse.neural import sampling as decode
+    from modelcollapse.neural import generation as decode
     return decode.sample(model, prompts, new, 0, "cpu", 1.0, 0, 1.0, 1.0, batch)
 
 

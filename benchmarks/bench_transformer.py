@@ -6,7 +6,7 @@ initialization (speed does not depend on what the weights are). Data: the embedd
 corpus's train blocks (64 tokens).
 
   sampling   PROMPTS prompts of 32 real tokens, 64 new tokens each, in batches of BATCH.
-             Ours: ``neural.sampling.sample`` (one prefill keeping the last logits, then one
+             Ours: ``neural.generation.sample`` (one prefill keeping the last logits, then one
              cached step per token, local torch.Generator). Peer: one plain
              ``model.generate(input_ids, attention_mask, do_sample=True, max_new_tokens=64,
              min_new_tokens=64)`` call per batch, as a user writes it. Both plain
@@ -57,7 +57,7 @@ def setup(size: str, device: str):
 
 
 def ours_sample(model, prompts, device, T=1.0, top_p=1.0):
-    from modelcollapse.neural import sampling as decode
+    from modelcollapse.neural import generation as decode
     return decode.sample(model, prompts, NEW, 0, device, T, 0, top_p, 1.0, BATCH)
 
 

@@ -19,7 +19,7 @@ transformers = pytest.importorskip("transformers")
 from modelcollapse.cli import main  # noqa: E402
 from modelcollapse.families.transformer import Transformer, TransformerParams  # noqa: E402
 from modelcollapse.neural import network, score  # noqa: E402
-from modelcollapse.neural import sampling as decode  # noqa: E402
+from modelcollapse.neural import generation as decode  # noqa: E402
 from modelcollapse.neural.train import TrainOptions, train  # noqa: E402
 from modelcollapse.randomness import SeedTree  # noqa: E402
 

@@ -424,7 +424,7 @@ class Transformer(TextFamily, ScoresSequences, TrainsWithValidation, Persistent)
     def generate(self, lm, n: int, rng: np.random.Generator,
                  sampling: Sampling) -> list[np.ndarray]:
         """n sequences of ``sequence_tokens`` tokens from one model."""
-        from ..neural import sampling as decoding
+        from ..neural import generation as decoding
         p, d = self.params, self.data
         if p.generation == "prompt":
             pick = rng.choice(len(d.train), size=n, replace=n > len(d.train))
