@@ -32,8 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..capabilities import (GeneratesText, RecordsCuration, RefitsOnDocuments, Watermarks,
-                            describe, satisfies)
+from ..capabilities import GeneratesText, RecordsCuration, describe, satisfies
 from ..errors import UserError
 from ..batches import SYNTHETIC
 from ..policies import Mix, MixParams, Policy, Step, register
@@ -237,9 +236,6 @@ class Filtered(_PoolPolicy):
     description = "pool as mix (real_fraction), drop what a detector flags as machine-written, train on the rest"
     Params = FilterParams
     measures = COMMON_MEASURES + DETECTOR_MEASURES + ("dropped_detector",)
-    # What each detector needs of the family beyond text generation.
-    detector_requires = {"watermark": (Watermarks,), "classifier": (RefitsOnDocuments,),
-                         "zeroshot": (GeneratesText,)}
 
     def __init__(self, params: Any) -> None:
         super().__init__(params)
@@ -248,7 +244,8 @@ class Filtered(_PoolPolicy):
     def check_family(self, family: Any) -> None:
         super().check_family(family)
         p = self.params
-        needs = self.detector_requires.get(p.detector, ())
+        # what the detector needs of the family: declared once, on its registered block
+        needs = pipeline.BLOCKS.get(p.detector).requires
         if not satisfies(family, needs):
             raise UserError(f"params.detector = '{p.detector}' needs a family with "
                             f"{describe(needs)}; family {family.name} has none (choose "
