@@ -55,6 +55,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..neural.score import pad as pad_batch
+
 FIELDS = ("n", "ll", "mu", "var", "perf_ll", "xent")
 PRECISIONS = ("auto", "float32", "bfloat16")
 
@@ -244,12 +246,7 @@ def token_stats(model, tokenizer, texts: Sequence[str], *, performer=None,
     with torch.no_grad():
         for batch in buckets([len(ids[i]) for i in todo], batch_tokens):
             rows = [todo[b] for b in batch]
-            width = max(len(ids[i]) for i in rows)
-            x = torch.full((len(rows), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for r, i in enumerate(rows):
-                x[r, :len(ids[i])] = torch.tensor(ids[i])
-                mask[r, :len(ids[i])] = 1
+            x, mask = pad_batch([np.asarray(ids[i], dtype=np.int64) for i in rows], pad)
             got = _batch_stats(model, x.to(device), mask.to(device), performer)
             for j, f in enumerate(FIELDS):
                 getattr(stats, f)[rows] = got[:, j]
