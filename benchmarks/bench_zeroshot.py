@@ -7,7 +7,7 @@ the fast path; and a timed audit with the LM signals.
 
 Speed. Documents: embedded-corpus paragraphs of 40-80 words (about 60 words, ~80 tokens).
 The peer is the straightforward loop (one float32 forward per document under no_grad, then
-the Fast-DetectGPT sums from a full log-softmax); ours is
+the same per-document sums from a full log-softmax); ours is
 :func:`modelcollapse.zeroshot.scoring` with its defaults (length-bucketed batches, the
 output layer on scored positions only, fused chunked statistics, inference mode, bf16
 autocast where the CPU has native bf16), and the same in float32 (the batching alone). The
@@ -45,13 +45,17 @@ def per_document(model, tok, texts):
     for t in texts:
         ids = torch.tensor([tok(t, add_special_tokens=False)["input_ids"][:256]])
         with torch.no_grad():
-            lp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
-        y = ids[0, 1:]
+            # the first prediction is context only, as in zeroshot.scoring
+            lp = torch.log_softmax(model(input_ids=ids).logits[0, 1:-1].float(), -1)
+        y = ids[0, 2:]
         p = lp.exp()
         ll = lp.gather(-1, y[:, None])[:, 0]
         mu = (p * lp).sum(-1)
         var = (p * lp * lp).sum(-1) - mu * mu
-        out.append((float(ll.sum()), float(mu.sum()), float(var.sum())))
+        rank = (lp > ll[:, None]).sum(-1).float()
+        out.append((float(ll.sum()), float(mu.sum()), float(var.sum()),
+                    float(torch.log1p(rank).sum()), float((ll * ll).sum()),
+                    float((rank < 1).sum()), float((rank < 10).sum())))
     return np.array(out)
 
 

@@ -7,15 +7,23 @@
    paraphrase, summarize-then-expand; cached per document in $MODELCOLLAPSE_CACHE).
 2. Detector quality over the whole corpus: every human paragraph against every rewrite,
    per criterion: AUROC and TPR at 1% and 5% FPR, on all documents and on documents of at
-   least ``min_words`` words.
+   least ``min_words`` words. The fitted ``combined`` criterion is scored out of fold: five
+   folds of paragraphs, each rewrite in its original's fold, each fold scored by a
+   combination fitted on the other four.
 3. Per seed, a random split: ``reference_share`` of the paragraphs are the human reference,
    the rest the candidates' human pool. The AI reference is the model's rewrites of
    reference paragraphs; the candidates' AI pool its rewrites of the other paragraphs (so no
    candidate text, human or AI, is derived from the reference). For each share, a candidate
    of ``candidate_docs`` documents mixes the two pools; the audit runs on it with the
    language model (the same code as ``--ai-generator``, the AI reference supplied from the
-   cache rather than re-sampled from the split's model half).
-4. Reported: interval coverage and mean absolute error of ``ai_share`` and
+   cache rather than re-sampled from the split's model half; ``combined`` fitted on the
+   reference's model half, as the audit does).
+4. Other sampling settings (``[[transfer]]`` tables of the study): the model rewrites a
+   further sample of paragraphs with other settings (say near-greedy, or pure sampling);
+   each criterion is measured on them as in step 2 (``combined`` for each rewrite by the
+   fold model that never saw its original): how the detectors carry over to text generated
+   in a way they were neither fitted nor chosen on.
+5. Reported: interval coverage and mean absolute error of ``ai_share`` and
    ``detector_share`` over (share, seed) cells; for human-only candidates (share 0) the
    upper bound of ``ai_share`` and the overall verdict.
 
@@ -41,7 +49,8 @@ from modelcollapse.audit.machine import MIN_WORDS, Scorer, prepare_machine  # no
 from modelcollapse.audit.machine import _cache_folder  # noqa: E402
 from modelcollapse.audit.reference import prepare_reference  # noqa: E402
 from modelcollapse.data import load_corpus  # noqa: E402
-from modelcollapse.zeroshot import auroc, tpr_at_fpr  # noqa: E402
+from modelcollapse.zeroshot import auroc, criteria, tpr_at_fpr  # noqa: E402
+from modelcollapse.zeroshot.criteria import Combination, features  # noqa: E402
 from modelcollapse.zeroshot.generate import (GenerationSettings, ai_reference,  # noqa: E402
                                              model_identity)
 from modelcollapse.zeroshot.model_cache import load_lm  # noqa: E402
@@ -56,11 +65,62 @@ def machine_folder():
     return _cache_folder("scores")
 
 
+FOLDS = 5
+
+
+def paragraph_folds(n: int) -> np.ndarray:
+    """(n,) the fold of each corpus paragraph (a rewrite goes with its original)."""
+    return np.random.default_rng(5).permutation(n) % FOLDS
+
+
+def out_of_fold_combination(x_human: np.ndarray, x_ai: np.ndarray, ai_src: list[int]
+                            ) -> tuple[np.ndarray, np.ndarray, list[Combination]]:
+    """``combined`` scores of every human paragraph (N_h, F) and rewrite (N_a, F), each
+    from a combination fitted without its fold, and the fold models."""
+    fold_h = paragraph_folds(len(x_human))
+    fold_a = np.array([fold_h[i] if i >= 0 else (-i) % FOLDS for i in ai_src])
+    h, a = np.full(len(x_human), np.nan), np.full(len(x_ai), np.nan)
+    models = []
+    for k in range(FOLDS):
+        comb = Combination.fit(x_human[fold_h != k], x_ai[fold_a != k])
+        h[fold_h == k] = comb(x_human[fold_h == k])
+        a[fold_a == k] = comb(x_ai[fold_a == k])
+        models.append(comb)
+    return h, a, models
+
+
+def transfer_quality(h_scores: dict, h_words, fold_models: list, study: dict, model, tok,
+                     texts, scorer) -> list[dict]:
+    """Step 4 of the module docstring, one entry per ``[[transfer]]`` table: the human
+    scores are step 2's (``combined`` out of fold); a transferred rewrite's ``combined``
+    score comes from the fold model that never saw its original."""
+    fold_h = paragraph_folds(len(texts))
+    out = []
+    for k, spec in enumerate(study.get("transfer", [])):
+        spec = dict(spec)
+        n = int(spec.pop("docs"))
+        settings = GenerationSettings(**spec)
+        pick = np.random.default_rng([study["generation_seed"], k, 31]).permutation(
+            len(texts))[:n]
+        made = ai_reference(model, tok, [texts[i] for i in pick], settings,
+                            model_identity(model, tok),
+                            progress=lambda a, b: print(f"transfer {k}: {a}/{b}", flush=True))
+        keep = [(int(i), t) for i, (_, t) in zip(pick, made) if len(t.split()) >= MIN_WORDS]
+        stats = scorer.stats([t for _, t in keep])
+        crit = criteria(stats)
+        x = features(stats)
+        crit["combined"] = np.array([fold_models[fold_h[i]](x[j:j + 1])[0]
+                                     for j, (i, _) in enumerate(keep)])
+        words = np.array([len(t.split()) for _, t in keep])
+        out.append({"settings": settings.key(), "asked": n, "usable": len(keep),
+                    "quality": detector_quality(h_scores, crit, h_words, words,
+                                                study["min_words"])})
+    return out
+
+
 def detector_quality(human: dict, ai: dict, h_words, a_words, min_words: int) -> dict:
     out = {}
     for name in human:
-        if name == "n_lm_tokens":
-            continue
         row = {}
         for tag, hm, am in (("all", np.ones_like(h_words, bool), np.ones_like(a_words, bool)),
                             (f">={min_words}w", h_words >= min_words, a_words >= min_words)):
@@ -127,12 +187,18 @@ def main(argv=None) -> int:
     ai_text = {int(i): t for i, (_, t) in zip(pick, made) if len(t.split()) >= MIN_WORDS}
     modes = [m for m, t in made if len(t.split()) >= MIN_WORDS]
     print(f"{len(ai_src)} usable rewrites ({time.time() - t0:.0f} s)", flush=True)
-    human_scores = scorer.scores(texts)
-    ai_scores = scorer.scores([ai_text[i] for i in ai_src])
+    human_stats = scorer.stats(texts)
+    ai_stats = scorer.stats([ai_text[i] for i in ai_src])
+    human_scores, ai_scores = criteria(human_stats), criteria(ai_stats)
+    human_scores["combined"], ai_scores["combined"], fold_models = out_of_fold_combination(
+        features(human_stats), features(ai_stats), ai_src)
     print(f"scored ({time.time() - t0:.0f} s)", flush=True)
     h_words = np.array([len(t.split()) for t in texts])
     a_words = np.array([len(ai_text[i].split()) for i in ai_src])
     quality = detector_quality(human_scores, ai_scores, h_words, a_words, study["min_words"])
+    transfer = transfer_quality(human_scores, h_words, fold_models, study, model, tok, texts,
+                                scorer)
+    print(f"transfer done ({time.time() - t0:.0f} s)", flush=True)
 
     settings = AuditSettings(target_fpr=study["target_fpr"], n_boot=study["n_boot"],
                              lexical_replicates=study["lexical_replicates"],
@@ -148,7 +214,10 @@ def main(argv=None) -> int:
                 for i in ai_src}
         ref_path = _jsonl(out / "data" / f"reference-{seed}.jsonl",
                           [t for t, r in zip(texts, in_ref) if r])
+        # the audit's default AI reference size: a seeded sample of the reference's rewrites
         ai_ref = [ai_text[i] for i in ai_src if side[i]]
+        keep = np.sort(rng.permutation(len(ai_ref))[:settings.ai_reference_docs])
+        ai_ref = [ai_ref[i] for i in keep]
         ai_pool = [ai_text[i] for i in ai_src if not side[i]]
         human_pool = [t for t, r in zip(texts, in_ref) if not r]
         n = min(n_cfg, len(ai_pool))   # share 1 needs n AI documents
@@ -159,7 +228,7 @@ def main(argv=None) -> int:
         ref = prepare_reference(ref_path, text_field="text", target_fpr=s_seed.target_fpr,
                                 seed=seed, ai_writer=lambda _m: (ai_ref, record))
         lm = prepare_machine(scorer, ref.heldout_texts, ref.ai_texts, s_seed.target_fpr,
-                             np.random.default_rng([seed, 16]))
+                             np.random.default_rng([seed, 16]), sorted(ref.model_texts))
         specs, truth = [], {}
         for share in study["shares"]:
             n_ai = int(round(share * n))
@@ -191,7 +260,7 @@ def main(argv=None) -> int:
         print(f"seed {seed} done ({time.time() - t0:.0f} s)", flush=True)
 
     summary = summarize(cells)
-    doc = {"study": study, "usable_rewrites": len(ai_src),
+    doc = {"study": study, "usable_rewrites": len(ai_src), "transfer": transfer,
            "modes": {m: modes.count(m) for m in sorted(set(modes))},
            "detector_quality": quality, "summary": summary, "cells": cells,
            "seconds": time.time() - t0}
@@ -228,6 +297,18 @@ def summarize(cells: list[dict]) -> dict:
             for s in sorted({c["share"] for c in cells})}}
 
 
+def quality_table(quality: dict) -> list[str]:
+    """Markdown rows of :func:`detector_quality`'s output."""
+    lines = ["| detector | AUROC (all) | TPR@1% | TPR@5% | AUROC (>= 40 words) | TPR@1% | "
+             "TPR@5% | AI docs >= 40 words |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, q in quality.items():
+        a, b = q["all"], next(v for k, v in q.items() if k != "all")
+        lines.append(f"| {name} | {a['auroc']:.3f} | {a['tpr_at_1pct_fpr']:.0%} | "
+                     f"{a['tpr_at_5pct_fpr']:.0%} | {b['auroc']:.3f} | "
+                     f"{b['tpr_at_1pct_fpr']:.0%} | {b['tpr_at_5pct_fpr']:.0%} | {b['n_ai']} |")
+    return lines
+
+
 def markdown(doc: dict) -> str:
     s = doc["summary"]
     lines = ["| true share | runs | ai_share mean | ai_share covered | detector_share mean |",
@@ -243,14 +324,12 @@ def markdown(doc: dict) -> str:
               f"human-only candidates: ai_share upper bound <= 0.10 in "
               f"{s['human_only_ai_upper_le_0.10']:.0%}, overall verdict ok in "
               f"{s['human_only_verdict_ok']:.0%} (signals not ok: "
-              f"{', '.join(s['human_only_not_ok_signals']) or 'none'})", "",
-              "| detector | AUROC (all) | TPR@1% | TPR@5% | AUROC (>= 40 words) | TPR@1% | "
-              "TPR@5% |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, q in doc["detector_quality"].items():
-        a, b = q["all"], next(v for k, v in q.items() if k != "all")
-        lines.append(f"| {name} | {a['auroc']:.3f} | {a['tpr_at_1pct_fpr']:.0%} | "
-                     f"{a['tpr_at_5pct_fpr']:.0%} | {b['auroc']:.3f} | "
-                     f"{b['tpr_at_1pct_fpr']:.0%} | {b['tpr_at_5pct_fpr']:.0%} |")
+              f"{', '.join(s['human_only_not_ok_signals']) or 'none'})", ""]
+    lines += quality_table(doc["detector_quality"])
+    for t in doc.get("transfer", []):
+        lines += ["", f"Transfer: rewrites sampled with {t['settings']} ({t['usable']} usable "
+                      f"of {t['asked']})", ""]
+        lines += quality_table(t["quality"])
     return "\n".join(lines) + "\n"
 
 

@@ -17,7 +17,7 @@ from modelcollapse.errors import UserError  # noqa: E402
 from tiny_lm import tiny_lm  # noqa: E402
 
 N = 60
-AI_DOCS = 24
+AI_DOCS = 40   # enough (>= 30 usable) to fit the combined criterion
 FAST = dict(sample_tokens=1000, n_boot=20, lexical_replicates=10, target_fpr=0.05,
             dedup_docs=200, bleu_docs=20)
 
@@ -59,6 +59,10 @@ def test_lm_signals_and_calibration(lm_result):
     cand = lm_result.candidates[0]
     lm = lm_result.reference["language_model"]
     assert lm["scorer"].endswith("tiny") and lm["best_detector"] in lm["detectors"]
+    # the combined criterion: fitted on the model half, calibrated on the held-out half
+    assert {"fast_detectgpt", "log_likelihood", "log_rank", "combined"} <= set(lm["detectors"])
+    comb = lm["combination"]
+    assert len(comb["weights"]) == len(comb["features"]) == 9 and comb["human_docs_fitted"] >= 30
     for name, rec in lm["detectors"].items():
         assert 0 <= rec["achieved_fpr_ci"][0] <= rec["achieved_fpr"] <= rec["achieved_fpr_ci"][1]
         assert f"{name}_rate" in cand.signals
@@ -77,7 +81,7 @@ def test_scores_file_one_row_per_document(lm_result, tmp_path):
     path = write_scores(lm_result, tmp_path / "s.parquet")
     table = pq.read_table(path).to_pydict()
     assert table["index"] == list(range(N))
-    for col in ("fast_detectgpt", "log_likelihood", "flagged", "occurrence_llr"):
+    for col in ("fast_detectgpt", "log_likelihood", "combined", "flagged", "occurrence_llr"):
         assert len(table[col]) == N
     rows = [json.loads(x) for x in
             write_scores(lm_result, tmp_path / "s.jsonl").read_text().splitlines()]

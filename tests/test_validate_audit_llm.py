@@ -30,3 +30,21 @@ def test_summary_numbers():
         np.array([50, 50, 10, 50]), np.array([50, 10, 50]), 40)}
     assert doc["detector_quality"]["x"]["all"]["auroc"] == pytest.approx(11 / 12)
     assert "| 0.5 | 1 |" in validate.markdown(doc)
+
+
+def test_combined_is_scored_out_of_fold_with_rewrites_beside_their_originals():
+    rng = np.random.default_rng(0)
+    x_h = rng.normal(size=(200, 9))
+    ai_src = list(rng.permutation(200)[:120])
+    x_a = rng.normal(size=(120, 9)) + np.r_[1.0, np.zeros(8)]
+    h, a, models = validate.out_of_fold_combination(x_h, x_a, ai_src)
+    folds = validate.paragraph_folds(200)
+    assert len(models) == validate.FOLDS and np.isfinite(h).all() and np.isfinite(a).all()
+    for k, model in enumerate(models):
+        np.testing.assert_allclose(h[folds == k], model(x_h[folds == k]))
+        mine = folds[ai_src] == k          # each rewrite scored by its original's fold model
+        np.testing.assert_allclose(a[mine], model(x_a[mine]))
+        # ... which was fitted without that fold: refitting without it gives the same model
+        again = validate.Combination.fit(x_h[folds != k], x_a[folds[ai_src] != k])
+        np.testing.assert_allclose(again.weights, model.weights)
+    assert validate.auroc(h, a) > 0.65

@@ -20,25 +20,35 @@ def lm():
 
 
 def _per_document(model, tok, text):
+    """The statistics the plain way: one forward pass, every position after the first two
+    tokens (the first prediction is context only), ranks by sorting."""
     ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
     with torch.no_grad():
-        lp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].double(), -1)
-    y = ids[0, 1:]
+        lp = torch.log_softmax(model(input_ids=ids).logits[0, 1:-1].double(), -1)
+    y = ids[0, 2:]
     p = lp.exp()
     ll = lp.gather(-1, y[:, None])[:, 0]
     mu = (p * lp).sum(-1)
     var = (p * lp ** 2).sum(-1) - mu ** 2
-    return float(ll.sum()), float(mu.sum()), float(var.sum())
+    order = torch.sort(lp, dim=-1, descending=True, stable=True).indices
+    rank = torch.nonzero(order == y[:, None])[:, 1].double()
+    return {"ll": float(ll.sum()), "mu": float(mu.sum()), "var": float(var.sum()),
+            "lrank": float(torch.log1p(rank).sum()), "ll2": float((ll * ll).sum()),
+            "top1": float((rank < 1).sum()), "top10": float((rank < 10).sum())}
 
 
 def test_batched_equals_per_document_loop(lm):
     model, tok = lm
     stats = token_stats(model, tok, TEXTS, batch_tokens=64, precision="float32")
     for i in (0, 7, 22, 39):
-        ll, mu, var = _per_document(model, tok, TEXTS[i])
-        assert stats.ll[i] == pytest.approx(ll, rel=1e-4, abs=1e-4)
-        assert stats.mu[i] == pytest.approx(mu, rel=1e-4, abs=1e-4)
-        assert stats.var[i] == pytest.approx(var, rel=1e-4, abs=1e-4)
+        want = _per_document(model, tok, TEXTS[i])
+        assert stats.n[i] == len(tok(TEXTS[i], add_special_tokens=False)["input_ids"]) - 2
+        for f in ("ll", "mu", "var", "ll2"):
+            assert getattr(stats, f)[i] == pytest.approx(want[f], rel=1e-4, abs=1e-4), f
+        # ties of float32 log-probabilities may order differently from float64 ones
+        assert stats.lrank[i] == pytest.approx(want["lrank"], rel=1e-3, abs=0.05)
+        for f in ("top1", "top10"):
+            assert abs(getattr(stats, f)[i] - want[f]) <= 1, f
     # the batching does not change the numbers
     other = token_stats(model, tok, TEXTS, batch_tokens=4096, precision="float32")
     np.testing.assert_allclose(stats.ll, other.ll, rtol=1e-4, atol=1e-4)
@@ -52,6 +62,41 @@ def test_batched_equals_per_document_loop(lm):
     np.testing.assert_allclose(chunked.var, stats.var, rtol=1e-4, atol=1e-4)
     crit = criteria(stats)
     assert np.isfinite(crit["fast_detectgpt"]).all() and "binoculars" not in crit
+    np.testing.assert_allclose(crit["log_rank"], -stats.lrank / stats.n)
+    # two tokens are context only: nothing to score
+    short = token_stats(model, tok, ["w1 w2", "w1 w2 w3"], precision="float32")
+    assert short.n.tolist() == [0, 1] and np.isnan(short.ll[0])
+
+
+def test_combination_is_a_logistic_regression_and_its_tpr_is_out_of_fold():
+    """The fitted combination against closed forms: two Gaussian classes with equal
+    covariance have a linear log-odds, so the fitted direction is Sigma^-1 (m1 - m0) and the
+    AUROC is Phi(Delta / sqrt 2), Delta the Mahalanobis distance; features that carry no
+    signal get weights near 0. The TPR that calibrate() measures on the out-of-fold AI
+    scores matches 1 - Phi(z_(1-fpr) - Delta) within its Monte Carlo error."""
+    from scipy.stats import norm
+
+    from modelcollapse.zeroshot.criteria import Combination, cross_fitted_combination
+    rng = np.random.default_rng(0)
+    n, d = 3000, 9
+    shift = np.array([1.0, 0.5, 0, 0, 0, 0, 0, 0, 0])  # Delta = sqrt(1.25)
+    human = rng.normal(size=(n, d)) * 2 + 5            # scale and center: standardized away
+    ai = rng.normal(size=(n, d)) * 2 + 5 + 2 * shift
+    comb = Combination.fit(human, ai)
+    w = comb.weights / comb.scale
+    assert w[1] / w[0] == pytest.approx(0.5, abs=0.08)
+    assert np.abs(w[2:]).max() < 0.08 * w[0]
+    delta = np.sqrt(1.25)
+    held = rng.normal(size=(n, d)) * 2 + 5
+    assert auroc(comb(held), comb(ai)) == pytest.approx(norm.cdf(delta / np.sqrt(2)), abs=0.02)
+    final, h_scores, a_scores = cross_fitted_combination(human, held, ai[:1000], 0.05, rng)
+    cal = calibrate("combined", h_scores, a_scores, 0.05, rng)
+    expect = 1 - norm.cdf(norm.ppf(0.95) - delta)
+    se = np.sqrt(expect * (1 - expect) / 1000)
+    assert cal.tpr == pytest.approx(expect, abs=4 * se + 0.03)
+    assert cal.fpr == pytest.approx(0.05, abs=4 * np.sqrt(0.05 * 0.95 / n))
+    with pytest.raises(ValueError, match="30 documents per class"):
+        Combination.fit(human[:10], ai)
 
 
 def test_binoculars_with_a_performer(lm):

@@ -136,7 +136,7 @@ def prepare_lm(ref: Reference, settings: AuditSettings) -> machine.MachineRefere
         return None
     rng = np.random.default_rng(SeedTree(settings.seed, "audit").sequence("lm-calibration"))
     return machine.prepare_machine(scorer, ref.heldout_texts, ref.ai_texts,
-                                   settings.target_fpr, rng)
+                                   settings.target_fpr, rng, sorted(ref.model_texts))
 
 
 def audit_prepared(specs: list[str], ref: Reference, settings: AuditSettings,

@@ -1,6 +1,7 @@
 """Audit signals of a real language model (:mod:`.machine`), and the honesty caveats.
 
-* ``fast_detectgpt_rate``, ``log_likelihood_rate``, ``binoculars_rate``: the share of
+* ``fast_detectgpt_rate``, ``log_likelihood_rate``, ``log_rank_rate``, ``binoculars_rate``,
+  ``combined_rate``: the share of
   candidate documents a zero-shot criterion flags at the threshold calibrated on the held-out
   human documents (baseline: the achieved, cross-fitted FPR);
 * ``detector_share``: the best criterion's positive rate corrected by its FPR and its TPR on
@@ -30,8 +31,13 @@ _RATE_RULE = Rule("higher", 0.05, 0.20, "absolute",
 _DEFS = {
     "fast_detectgpt": "Fast-DetectGPT's analytic sampling discrepancy (Bao et al. 2024)",
     "log_likelihood": "the mean token log-likelihood",
+    "log_rank": "the mean token log-rank (GLTR; Mitchell et al. 2023)",
     "binoculars": "the Binoculars score (Hans et al. 2024; low = machine)",
+    "combined": "a logistic combination of the scorer's per-document statistics, fitted on "
+                "the reference's model half against the AI reference",
 }
+#: Criteria with a rate signal: the zero-shot ones and the fitted combination.
+RATED = (*CRITERIA, "combined")
 
 
 def _rate(ctx: Context, name: str) -> Signal | None:
@@ -53,12 +59,12 @@ def _rate(ctx: Context, name: str) -> Signal | None:
                   {"positives": k, **cal.as_record()})
 
 
-for _name in CRITERIA:
+for _name in RATED:
     def _make(name: str):
         @signal(f"{name}_rate", rule=_RATE_RULE,
                 definition=f"Share of candidate documents flagged by {_DEFS[name]}, "
                            f"calibrated to target_fpr on held-out human documents.",
-                order=111 + CRITERIA.index(name))
+                order=111 + RATED.index(name))
         def _fn(ctx: Context):
             return _rate(ctx, name)
         _fn.__name__ = f"_{name}_rate"

@@ -10,7 +10,11 @@ With a scorer (``scorer``, default the generator) and optionally a Binoculars pa
 (``observer`` / ``performer``), :func:`prepare_machine` scores the held-out human documents and
 the AI reference once, calibrates each criterion's threshold to ``target_fpr`` on the human
 scores (:func:`modelcollapse.zeroshot.calibrate`: achieved FPR cross-fitted, TPR on the AI
-reference) and picks the *best* criterion, the one separating the two references best
+reference) and picks the *best* criterion. With human documents of the reference's model half
+to learn from (``train_texts``, at most :data:`TRAIN_DOCS` of them) it also fits the
+``combined`` criterion (:class:`modelcollapse.zeroshot.criteria.Combination`) on them against
+the AI reference, calibrated like the others on the held-out half it never saw, its TPR out
+of fold (:func:`~modelcollapse.zeroshot.criteria.cross_fitted_combination`). The best is the one separating the two references best
 (AUROC, measured before any candidate is seen). Candidates are then scored chunk by chunk
 while they stream (:class:`DocScores`).
 """
@@ -25,7 +29,8 @@ import numpy as np
 
 from ..errors import UserError
 from ..zeroshot import Calibration, GenerationSettings, calibrate, criteria
-from ..zeroshot.scoring import cached_token_stats
+from ..zeroshot.criteria import Combination, cross_fitted_combination, features
+from ..zeroshot.scoring import TokenStats, cached_token_stats
 
 log = logging.getLogger("modelcollapse.audit")
 
@@ -38,6 +43,8 @@ MAX_SCORE_TOKENS = 256
 #: Most machine-like documents kept per candidate for the report.
 TOP_DOCS = 20
 TOP_CHARS = 400
+#: Human documents of the model half scored to fit the ``combined`` criterion (a seeded sample).
+TRAIN_DOCS = 400
 
 
 def _cache_folder(kind: str):
@@ -93,20 +100,27 @@ class Scorer:
         ident = model_identity(self.model, self.tokenizer, self.spec)
         if self.performer is not None:
             ident += "|" + model_identity(self.performer, self.tokenizer, self.pair[1])
-        key = f"{ident}|max_tokens={MAX_SCORE_TOKENS}"
+        # stats=3: the first prediction left out; log-ranks, squares, rank buckets summed
+        key = f"{ident}|max_tokens={MAX_SCORE_TOKENS}|stats=3"
         # float32 scores keep the key they always had (their cache stays valid)
         return key if self.precision == "float32" else f"{key}|precision={self.precision}"
 
-    def scores(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """(N,) per criterion for ``texts`` (cached per document)."""
+    def stats(self, texts: list[str]) -> TokenStats:
+        """:class:`TokenStats` of ``texts`` (cached per document)."""
+        return cached_token_stats(self.model, self.tokenizer, texts, self._key,
+                                  _cache_folder("scores"), performer=self.performer,
+                                  batch_tokens=self.batch_tokens, max_tokens=MAX_SCORE_TOKENS,
+                                  device=self.device, precision=self.precision)
+
+    def scores(self, texts: list[str], combination: Combination | None = None
+               ) -> dict[str, np.ndarray]:
+        """(N,) per criterion for ``texts`` (and ``combined`` with a combination)."""
         if not texts:
             return {}
-        stats = cached_token_stats(self.model, self.tokenizer, texts, self._key,
-                                   _cache_folder("scores"), performer=self.performer,
-                                   batch_tokens=self.batch_tokens, max_tokens=MAX_SCORE_TOKENS,
-                                   device=self.device, precision=self.precision)
+        stats = self.stats(texts)
         out = criteria(stats)
-        out["n_lm_tokens"] = stats.n + 1
+        if combination is not None:
+            out["combined"] = combination(features(stats))
         return out
 
     def __post_init__(self) -> None:
@@ -125,6 +139,12 @@ class MachineReference:
     best: str
     human: dict[str, np.ndarray]
     ai: dict[str, np.ndarray]
+    combination: Combination | None = None
+    train_docs: int = 0
+
+    def scores(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """(N,) per calibrated criterion for ``texts``."""
+        return self.scorer.scores(texts, self.combination)
 
     def as_record(self) -> dict:
         return {"scorer": self.scorer.spec,
@@ -132,7 +152,9 @@ class MachineReference:
                 {"observer": self.scorer.pair[0], "performer": self.scorer.pair[1]},
                 "best_detector": self.best, "max_tokens": MAX_SCORE_TOKENS,
                 "precision": self.scorer.precision,
-                "detectors": {k: c.as_record() for k, c in self.calibrations.items()}}
+                "detectors": {k: c.as_record() for k, c in self.calibrations.items()},
+                "combination": None if self.combination is None else
+                {**self.combination.as_record(), "human_docs_fitted": self.train_docs}}
 
 
 def load_scorer(settings) -> Scorer | None:
@@ -157,15 +179,31 @@ def load_scorer(settings) -> Scorer | None:
 
 
 def prepare_machine(scorer: Scorer, human_texts: list[str], ai_texts: list[str],
-                    target_fpr: float, rng: np.random.Generator) -> MachineReference:
-    """Score both references and calibrate every criterion (module docstring)."""
+                    target_fpr: float, rng: np.random.Generator,
+                    train_texts: list[str] = ()) -> MachineReference:
+    """Score both references and calibrate every criterion (module docstring);
+    ``train_texts``: human documents (not ``human_texts``) to fit ``combined`` on."""
     log.info("scoring %d human and %d AI reference documents with %s", len(human_texts),
              len(ai_texts), scorer.spec)
-    human, ai = scorer.scores(human_texts), scorer.scores(ai_texts)
-    names = [k for k in human if k != "n_lm_tokens"]
-    cals = {k: calibrate(k, human[k], ai[k], target_fpr, rng) for k in names}
-    best = max(names, key=lambda k: (np.nan_to_num(cals[k].auroc, nan=0.0), k))
-    return MachineReference(scorer, cals, best, human, ai)
+    human_stats, ai_stats = scorer.stats(human_texts), scorer.stats(ai_texts)
+    human, ai = criteria(human_stats), criteria(ai_stats)
+    cals = {k: calibrate(k, human[k], ai[k], target_fpr, rng) for k in human}
+    combination = None
+    train = list(train_texts)
+    if len(train) > TRAIN_DOCS:
+        train = [train[i] for i in np.sort(rng.permutation(len(train))[:TRAIN_DOCS])]
+    x_train = features(scorer.stats(train)) if train else np.empty((0, 1))
+    x_ai = features(ai_stats)
+    if min(np.isfinite(x_train).all(1).sum(), np.isfinite(x_ai).all(1).sum()) \
+            >= Combination.MIN_DOCS:
+        log.info("fitting the combined criterion on %d human documents", len(train))
+        combination, human["combined"], ai["combined"] = cross_fitted_combination(
+            x_train, features(human_stats), x_ai, target_fpr, rng)
+        cals["combined"] = calibrate("combined", human["combined"], ai["combined"],
+                                     target_fpr, rng)
+    best = max(cals, key=lambda k: (np.nan_to_num(cals[k].auroc, nan=0.0), k))
+    return MachineReference(scorer, cals, best, human, ai, combination,
+                            len(train) if combination is not None else 0)
 
 
 @dataclass
@@ -189,7 +227,7 @@ class DocScores:
                 "occurrence_llr": np.asarray(occurrence_llr, float),
                 "n_words": np.fromiter((len(t.split()) for t in texts), np.int64, n)}
         if self.machine is not None:
-            got = self.machine.scorer.scores(texts)
+            got = self.machine.scores(texts)
             for name, cal in self.machine.calibrations.items():
                 s = np.asarray(got[name], float)
                 ok = np.isfinite(s) & ~cols["copy_of_reference"]

@@ -7,10 +7,23 @@ Criteria (each oriented so that **higher = more machine-like**), from :class:`~.
     ``(sum_t ll_t - sum_t mu_t) / sqrt(sum_t var_t)``.
 ``log_likelihood``
     Mean token log-likelihood ``sum_t ll_t / n``.
+``log_rank``
+    Minus the mean log-rank ``-sum_t log(1 + rank_t) / n`` (GLTR; Mitchell et al. 2023).
 ``binoculars``
     Minus the Binoculars score (Hans et al. 2024, ahans30/Binoculars' code): the performer's
     log-perplexity over the observer-to-performer cross-entropy, negated (the paper flags
     *low* scores as machine).
+
+``combined`` (:class:`Combination`, fitted per audit)
+    A logistic regression on the per-document statistics :data:`FEATURES`: Fast-DetectGPT,
+    the mean log-likelihood, minus the mean entropy, the mean token spread, the log token
+    count, minus the mean log-rank, the spread of the token log-likelihoods (GPTZero's
+    burstiness), and the shares of tokens that are the model's first choice and among its
+    ten first (GLTR's rank buckets); each standardized, L2-penalized, fitted with both
+    classes weighted equally on human documents against the AI reference. Nine weights on
+    zero-shot statistics, not a text classifier: it learns how the scorer's statistics of
+    *this* human reference differ from LLM text (technical prose, say, is more predictable
+    than fiction), not words or phrases.
 
 Calibration (:func:`calibrate`): the threshold is the ``1 - target_fpr`` quantile of the
 criterion on held-out human documents. Its *achieved* FPR is measured out of sample by
@@ -31,7 +44,9 @@ import numpy as np
 
 from .scoring import TokenStats
 
-CRITERIA = ("fast_detectgpt", "log_likelihood", "binoculars")
+CRITERIA = ("fast_detectgpt", "log_likelihood", "log_rank", "binoculars")
+FEATURES = ("fast_detectgpt", "log_likelihood", "neg_entropy", "token_spread", "log_tokens",
+            "log_rank", "burstiness", "top1_share", "top10_share")
 
 
 def criteria(stats: TokenStats) -> dict[str, np.ndarray]:
@@ -39,10 +54,103 @@ def criteria(stats: TokenStats) -> dict[str, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore"):
         n = np.where(stats.n > 0, stats.n, np.nan)
         out = {"fast_detectgpt": (stats.ll - stats.mu) / np.sqrt(stats.var),
-               "log_likelihood": stats.ll / n}
+               "log_likelihood": stats.ll / n,
+               "log_rank": -stats.lrank / n}
         if np.isfinite(stats.xent).any():
             out["binoculars"] = -((-stats.perf_ll / n) / (stats.xent / n))
     return out
+
+
+def features(stats: TokenStats) -> np.ndarray:
+    """(N, len(FEATURES)) per-document statistics; rows with NaN where a document had too
+    few tokens."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = np.where(stats.n > 0, stats.n, np.nan)
+        mean_ll = stats.ll / n
+        return np.column_stack([(stats.ll - stats.mu) / np.sqrt(stats.var), mean_ll,
+                                stats.mu / n, np.sqrt(stats.var / n), np.log(n),
+                                -stats.lrank / n,
+                                np.sqrt(np.maximum(stats.ll2 / n - mean_ll ** 2, 0.0)),
+                                stats.top1 / n, stats.top10 / n])
+
+
+@dataclass(frozen=True)
+class Combination:
+    """The ``combined`` criterion (module docstring): ``score(X) = ((X - center) / scale) @
+    weights + bias``, higher = more machine-like. X is (N, len(FEATURES))."""
+
+    center: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    bias: float
+
+    #: Documents per class the fit needs.
+    MIN_DOCS = 30
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """(N,) scores; NaN for rows with a NaN feature."""
+        return ((np.asarray(x, float) - self.center) / self.scale) @ self.weights + self.bias
+
+    @classmethod
+    def fit(cls, human: np.ndarray, ai: np.ndarray, l2: float = 1.0) -> Combination:
+        """Penalized logistic regression of AI (1) against human (0) on finite rows, both
+        classes weighted equally; the penalty ``l2 / 2 |w|^2`` is on the mean loss times the
+        number of rows (scikit-learn's C = 1 / l2; the bias is not penalized)."""
+        from scipy.optimize import minimize
+        h = np.asarray(human, float)
+        a = np.asarray(ai, float)
+        h, a = h[np.isfinite(h).all(1)], a[np.isfinite(a).all(1)]
+        if min(len(h), len(a)) < cls.MIN_DOCS:
+            raise ValueError(f"a combined criterion needs {cls.MIN_DOCS} documents per class "
+                             f"(got {len(h)} human, {len(a)} AI)")
+        x = np.vstack([h, a])
+        center, scale = x.mean(0), x.std(0)
+        scale = np.where(scale > 0, scale, 1.0)
+        z = (x - center) / scale
+        y = np.r_[np.zeros(len(h)), np.ones(len(a))]
+        wt = np.r_[np.full(len(h), 0.5 / len(h)), np.full(len(a), 0.5 / len(a))] * len(x)
+        sign = 2 * y - 1
+
+        def loss(theta):
+            m = sign * (z @ theta[:-1] + theta[-1])
+            value = wt @ np.logaddexp(0.0, -m) + 0.5 * l2 * theta[:-1] @ theta[:-1]
+            g = -wt * sign * np.exp(-np.logaddexp(0.0, m))      # d loss / d logit
+            grad = np.r_[z.T @ g + l2 * theta[:-1], g.sum()]
+            return value, grad
+
+        theta = minimize(loss, np.zeros(z.shape[1] + 1), jac=True, method="L-BFGS-B").x
+        return cls(center, scale, theta[:-1], float(theta[-1]))
+
+    def as_record(self) -> dict:
+        return {"features": list(FEATURES), "center": self.center.tolist(),
+                "scale": self.scale.tolist(), "weights": self.weights.tolist(),
+                "bias": self.bias}
+
+
+def cross_fitted_combination(train_human: np.ndarray, human: np.ndarray, ai: np.ndarray,
+                             target_fpr: float, rng: np.random.Generator, folds: int = 5
+                             ) -> tuple[Combination, np.ndarray, np.ndarray]:
+    """``(combination, human_scores, ai_scores)`` for calibrating the ``combined`` criterion
+    without scoring a document with weights fitted on it.
+
+    The combination is fitted on ``train_human`` (N_t, F) against all of ``ai`` (N_a, F) and
+    scores the held-out ``human`` (N_h, F), which it never saw; :func:`calibrate` then sets
+    its threshold there. The AI documents' scores are out of fold: fold k is scored by a
+    combination fitted without it, shifted by the difference of the two combinations'
+    thresholds on ``human`` (so "above the final threshold" means "above its own fold's
+    threshold", and the TPR that :func:`calibrate` measures is an honest one)."""
+    final = Combination.fit(train_human, ai)
+    h_scores = final(human)
+    finite = h_scores[np.isfinite(h_scores)]
+    thr = _threshold(finite, target_fpr)
+    fold = rng.permutation(len(ai)) % folds
+    a_scores = np.full(len(ai), np.nan)
+    for k in range(folds):
+        part = Combination.fit(train_human, ai[fold != k])
+        h_k = part(human)
+        a_scores[fold == k] = part(ai[fold == k]) - _threshold(h_k[np.isfinite(h_k)],
+                                                               target_fpr) + thr
+    return final, h_scores, a_scores
 
 
 def auroc(human: np.ndarray, machine: np.ndarray) -> float:
