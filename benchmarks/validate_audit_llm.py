@@ -256,11 +256,14 @@ def main(argv=None) -> int:
                 "not_ok": [k for k, s in cand.all_signals().items() if s.verdict != "ok"],
                 "caveats": [c["kind"] for c in cand.caveats],
                 "best_detector": lm.best, "ai_reference_docs": len(ref.ai_texts),
+                "best_tpr": lm.calibrations[lm.best].tpr,
+                "best_fpr": lm.calibrations[lm.best].fpr,
                 "candidate_docs": n})
         print(f"seed {seed} done ({time.time() - t0:.0f} s)", flush=True)
 
     summary = summarize(cells)
     doc = {"study": study, "usable_rewrites": len(ai_src), "transfer": transfer,
+           "combined_fold_models": [m.as_record() for m in fold_models],
            "modes": {m: modes.count(m) for m in sorted(set(modes))},
            "detector_quality": quality, "summary": summary, "cells": cells,
            "seconds": time.time() - t0}

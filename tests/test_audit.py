@@ -426,3 +426,20 @@ def test_unknown_executor_exits_2(files, tmp_path, capsys):
                str(tmp_path / "a"), "--executor", "spark"])
     assert rc == 2 and "unknown executor 'spark'" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
+
+
+def test_same_file_from_another_folder_gives_the_same_numbers(result, files, reference,
+                                                              tmp_path):
+    """A candidate's random streams are seeded by its file name, not its folder."""
+    import shutil
+    moved = tmp_path / "elsewhere" / Path(files["human"]).name
+    moved.parent.mkdir()
+    shutil.copy(files["human"], moved)
+    settings = audit_settings(sample_tokens=2000, n_boot=100, lexical_replicates=20,
+                              watermark=WATERMARK)
+    again = audit_prepared([str(moved)], reference, settings,
+                           WatermarkDetector(WATERMARK, 4.0), files["vocab"])
+    first = by_name(result, files, "human").to_json()
+    second = again.candidates[0].to_json()
+    first.pop("name"), second.pop("name")
+    assert second == first

@@ -78,8 +78,8 @@ def test_combination_is_a_logistic_regression_and_its_tpr_is_out_of_fold():
 
     from modelcollapse.zeroshot.criteria import Combination, cross_fitted_combination
     rng = np.random.default_rng(0)
-    n, d = 3000, 9
-    shift = np.array([1.0, 0.5, 0, 0, 0, 0, 0, 0, 0])  # Delta = sqrt(1.25)
+    n, d = 3000, 8
+    shift = np.array([1.0, 0.5, 0, 0, 0, 0, 0, 0])     # Delta = sqrt(1.25)
     human = rng.normal(size=(n, d)) * 2 + 5            # scale and center: standardized away
     ai = rng.normal(size=(n, d)) * 2 + 5 + 2 * shift
     comb = Combination.fit(human, ai)
@@ -97,6 +97,17 @@ def test_combination_is_a_logistic_regression_and_its_tpr_is_out_of_fold():
     assert cal.fpr == pytest.approx(0.05, abs=4 * np.sqrt(0.05 * 0.95 / n))
     with pytest.raises(ValueError, match="30 documents per class"):
         Combination.fit(human[:10], ai)
+    # every fold's fit needs 30 usable AI documents: 37 give 29 in a fold, 38 give 30;
+    # rows with a NaN feature (documents too short to score) do not count
+    assert cross_fitted_combination(human, held, ai[:37], 0.05, rng) is None
+    assert cross_fitted_combination(human, held, ai[:38], 0.05, rng) is not None
+    short = ai[:45].copy()
+    short[:8, 3] = np.nan
+    assert cross_fitted_combination(human, held, short, 0.05, rng) is None
+    part = ai[:60].copy()
+    part[:5, 0] = np.nan
+    got = cross_fitted_combination(human, held, part, 0.05, rng)
+    assert np.isnan(got[2][:5]).all() and np.isfinite(got[2][5:]).all()
 
 
 def test_binoculars_with_a_performer(lm):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..errors import UserError
 from . import counted, diversity, sampled
+from .reference import llm_written
 from .signals import Context, signal
 from .verdicts import Rule
 
@@ -78,13 +79,9 @@ def _ai_share(ctx: Context):
     # the AI-share bootstrap draws from the sampled documents that were scored
     sample = [d for t, d in zip(ctx.cand_pool.texts, ctx.ref.vocab.encode(ctx.cand_pool.tokens))
               if t not in ctx.ref.model_texts]
-    # Judged only when the AI reference can stand for LLM text: written by a language model
-    # or supplied by the user; the trigram-written default cannot (lmsignals' caveat).
-    judged = ctx.ref.ai_judged
-    if judged is None:
-        judged = bool(ctx.ref.ai_record) or ctx.settings.ai_reference is not None
+    # Judged only when the AI reference can stand for LLM text (lmsignals' caveat)
     return counted.ai_share(ctx.tally, ctx.ref, sample, ctx.rng("ai_share"),
-                            ctx.settings.n_boot, judged=judged)
+                            ctx.settings.n_boot, judged=llm_written(ctx.ref, ctx.settings))
 
 
 @signal("watermark_hit_rate",

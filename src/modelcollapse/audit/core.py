@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import PurePath
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from ..randomness import SeedTree
 from . import counted, diversity, machine
 from .signals import Context
 from .signals import compute as compute_signals
-from .reference import Reference, prepare_reference
+from .reference import Reference, llm_written, prepare_reference
 from .result import EXAMPLE_CHARS, N_EXAMPLES, AuditResult, CandidateAudit
 from .settings import AuditSettings
 from .stream import stream_candidate
@@ -135,8 +136,10 @@ def prepare_lm(ref: Reference, settings: AuditSettings) -> machine.MachineRefere
     if scorer is None:
         return None
     rng = np.random.default_rng(SeedTree(settings.seed, "audit").sequence("lm-calibration"))
+    # combined is fitted only against an AI reference that stands for LLM text
+    train = sorted(ref.model_texts) if llm_written(ref, settings) else []
     return machine.prepare_machine(scorer, ref.heldout_texts, ref.ai_texts,
-                                   settings.target_fpr, rng, sorted(ref.model_texts))
+                                   settings.target_fpr, rng, train)
 
 
 def audit_prepared(specs: list[str], ref: Reference, settings: AuditSettings,
@@ -171,10 +174,13 @@ def _audit_one(spec: str, ref: Reference, ref_pool: diversity.Pool, settings: Au
                seeds: SeedTree, watermark: WatermarkDetector | None,
                watermark_vocabulary: Vocabulary | None,
                lm: machine.MachineReference | None = None) -> CandidateAudit:
-    # Every random choice for a candidate is seeded by its spec, not its position, so its
-    # numbers do not depend on which other candidates are audited with it.
+    # Every random choice for a candidate is seeded by its file name, not its position, so
+    # its numbers do not depend on which other candidates are audited with it, nor on the
+    # folder it is read from (the same file audited from another place gives the same numbers).
+    name = PurePath(spec).name or spec
+
     def rng(stage: str) -> np.random.Generator:
-        return np.random.default_rng(seeds.sequence(stage, spec))
+        return np.random.default_rng(seeds.sequence(stage, name))
 
     docs = machine.DocScores(lm)
     tally, reservoir = stream_candidate(

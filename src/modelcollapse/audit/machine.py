@@ -102,7 +102,7 @@ class Scorer:
             ident += "|" + model_identity(self.performer, self.tokenizer, self.pair[1])
         # stats=3: the first prediction left out; log-ranks, squares, rank buckets summed
         key = f"{ident}|max_tokens={MAX_SCORE_TOKENS}|stats=3"
-        # float32 scores keep the key they always had (their cache stays valid)
+        # float32 scores carry no precision in their key
         return key if self.precision == "float32" else f"{key}|precision={self.precision}"
 
     def stats(self, texts: list[str]) -> TokenStats:
@@ -188,22 +188,23 @@ def prepare_machine(scorer: Scorer, human_texts: list[str], ai_texts: list[str],
     human_stats, ai_stats = scorer.stats(human_texts), scorer.stats(ai_texts)
     human, ai = criteria(human_stats), criteria(ai_stats)
     cals = {k: calibrate(k, human[k], ai[k], target_fpr, rng) for k in human}
-    combination = None
-    train = list(train_texts)
-    if len(train) > TRAIN_DOCS:
-        train = [train[i] for i in np.sort(rng.permutation(len(train))[:TRAIN_DOCS])]
-    x_train = features(scorer.stats(train)) if train else np.empty((0, 1))
+    combination, train = None, list(train_texts)
     x_ai = features(ai_stats)
-    if min(np.isfinite(x_train).all(1).sum(), np.isfinite(x_ai).all(1).sum()) \
-            >= Combination.MIN_DOCS:
-        log.info("fitting the combined criterion on %d human documents", len(train))
-        combination, human["combined"], ai["combined"] = cross_fitted_combination(
-            x_train, features(human_stats), x_ai, target_fpr, rng)
-        cals["combined"] = calibrate("combined", human["combined"], ai["combined"],
-                                     target_fpr, rng)
+    if train and np.isfinite(x_ai).all(1).sum() >= Combination.MIN_DOCS:
+        if len(train) > TRAIN_DOCS:
+            train = [train[i] for i in np.sort(rng.permutation(len(train))[:TRAIN_DOCS])]
+        x_train = features(scorer.stats(train))
+        fitted = cross_fitted_combination(x_train, features(human_stats), x_ai, target_fpr, rng)
+        if fitted is None:
+            log.info("combined criterion skipped: too few usable documents to fit it")
+        else:
+            combination, human["combined"], ai["combined"] = fitted
+            cals["combined"] = calibrate("combined", human["combined"], ai["combined"],
+                                         target_fpr, rng)
+            n_fitted = int(np.isfinite(x_train).all(1).sum())
     best = max(cals, key=lambda k: (np.nan_to_num(cals[k].auroc, nan=0.0), k))
     return MachineReference(scorer, cals, best, human, ai, combination,
-                            len(train) if combination is not None else 0)
+                            n_fitted if combination is not None else 0)
 
 
 @dataclass

@@ -134,6 +134,17 @@ def _split(texts: list[str], seed: int) -> np.ndarray:
     return np.fromiter((split_fraction(t, seed) < HELDOUT_SHARE for t in texts), bool, len(texts))
 
 
+def llm_written(ref: Reference, settings) -> bool:
+    """Whether ``ref``'s AI reference can stand for LLM text: written by a language model
+    (``ai_generator``) or supplied by the user (``ai_reference``). The trigram-written default
+    cannot: ``ai_share`` is then not judged, and no criterion is fitted against it (a
+    language model finds trigram text far less likely than any LLM's, so a fit would learn
+    "unlikely = machine" and call LLM text human). ``ref.ai_judged`` overrides."""
+    if ref.ai_judged is not None:
+        return ref.ai_judged
+    return bool(ref.ai_record) or settings.ai_reference is not None
+
+
 def prepare_reference(spec: str, *, text_field: str | None = None,
                       ai_reference: str | None = None, target_fpr: float = 0.01,
                       detector_side: str = "low", seed: int = 0,

@@ -216,7 +216,7 @@ class FilterParams(MixParams):
     # unset (None): smollm2-135m and fast_detectgpt (kept out of the cell's identity, so
     # cells of other detectors keep the keys and seeds they always had)
     scorer: str | None = None
-    zeroshot_criterion: Literal["fast_detectgpt", "log_likelihood"] | None = None
+    zeroshot_criterion: Literal["fast_detectgpt", "log_likelihood", "log_rank"] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -302,7 +302,7 @@ class CurateParams(MixParams):
     # unset (None): smollm2-135m and fast_detectgpt (kept out of the cell's identity, so
     # cells of other detectors keep the keys and seeds they always had)
     scorer: str | None = None
-    zeroshot_criterion: Literal["fast_detectgpt", "log_likelihood"] | None = None
+    zeroshot_criterion: Literal["fast_detectgpt", "log_likelihood", "log_rank"] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()

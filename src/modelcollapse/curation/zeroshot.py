@@ -3,8 +3,9 @@
 :class:`ZeroShotDetector` flags documents whose criterion under a causal language model is
 past a threshold calibrated on held-out human documents to ``target_fpr``:
 ``"fast_detectgpt"`` (Fast-DetectGPT's analytic sampling discrepancy, the default),
-``"log_likelihood"`` (mean token log-likelihood) or ``"binoculars"`` (with a ``performer``
-model sharing the tokenizer). Higher = more machine-like for all three
+``"log_likelihood"`` (mean token log-likelihood), ``"log_rank"`` (minus the mean
+log-rank) or ``"binoculars"`` (with a ``performer`` model sharing the tokenizer). Higher =
+more machine-like for all four
 (:mod:`modelcollapse.zeroshot.criteria`). Documents are ids in a loop's vocabulary:
 ``decode`` turns them back into text for the language model (e.g. a vocabulary's
 detokenizer); texts can also be scored directly with :meth:`score_texts`.
@@ -42,7 +43,7 @@ class ZeroShotDetector(_Calibrated):
 
     reason = "zeroshot"
     side = "high"
-    CRITERIA = ("fast_detectgpt", "log_likelihood", "binoculars")
+    CRITERIA = ("fast_detectgpt", "log_likelihood", "log_rank", "binoculars")
 
     def __init__(self, model, criterion: str = "fast_detectgpt", target_fpr: float = 0.01,
                  performer=None, decode: Callable[[np.ndarray], str] | None = None,
@@ -73,7 +74,7 @@ class ZeroShotDetector(_Calibrated):
         return self._loaded
 
     def score_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """(N,) the criterion per text (higher = more machine-like; NaN under 2 tokens)."""
+        """(N,) the criterion per text (higher = more machine-like; NaN under 3 tokens)."""
         from ..zeroshot import criteria, token_stats
         model, tok, performer = self._models()
         stats = token_stats(model, tok, list(texts), performer=performer,

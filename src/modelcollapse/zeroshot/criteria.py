@@ -16,14 +16,15 @@ Criteria (each oriented so that **higher = more machine-like**), from :class:`~.
 
 ``combined`` (:class:`Combination`, fitted per audit)
     A logistic regression on the per-document statistics :data:`FEATURES`: Fast-DetectGPT,
-    the mean log-likelihood, minus the mean entropy, the mean token spread, the log token
-    count, minus the mean log-rank, the spread of the token log-likelihoods (GPTZero's
-    burstiness), and the shares of tokens that are the model's first choice and among its
-    ten first (GLTR's rank buckets); each standardized, L2-penalized, fitted with both
-    classes weighted equally on human documents against the AI reference. Nine weights on
-    zero-shot statistics, not a text classifier: it learns how the scorer's statistics of
-    *this* human reference differ from LLM text (technical prose, say, is more predictable
-    than fiction), not words or phrases.
+    the mean log-likelihood, minus the mean entropy, the mean token spread, minus the mean
+    log-rank, the spread of the token log-likelihoods (GPTZero's burstiness), and the shares
+    of tokens that are the model's first choice and among its ten first (GLTR's rank
+    buckets); each standardized, L2-penalized, fitted with both classes weighted equally on
+    human documents against the AI reference. Eight weights on zero-shot statistics, not a
+    text classifier: it learns how the scorer's statistics of *this* human reference differ
+    from LLM text (technical prose, say, is more predictable than fiction), not words or
+    phrases. Length is deliberately not a feature: the AI reference's documents are capped
+    in length by how they are generated, so a fit would learn "long = human".
 
 Calibration (:func:`calibrate`): the threshold is the ``1 - target_fpr`` quantile of the
 criterion on held-out human documents. Its *achieved* FPR is measured out of sample by
@@ -45,8 +46,8 @@ import numpy as np
 from .scoring import TokenStats
 
 CRITERIA = ("fast_detectgpt", "log_likelihood", "log_rank", "binoculars")
-FEATURES = ("fast_detectgpt", "log_likelihood", "neg_entropy", "token_spread", "log_tokens",
-            "log_rank", "burstiness", "top1_share", "top10_share")
+FEATURES = ("fast_detectgpt", "log_likelihood", "neg_entropy", "token_spread", "log_rank",
+            "burstiness", "top1_share", "top10_share")
 
 
 def criteria(stats: TokenStats) -> dict[str, np.ndarray]:
@@ -68,8 +69,7 @@ def features(stats: TokenStats) -> np.ndarray:
         n = np.where(stats.n > 0, stats.n, np.nan)
         mean_ll = stats.ll / n
         return np.column_stack([(stats.ll - stats.mu) / np.sqrt(stats.var), mean_ll,
-                                stats.mu / n, np.sqrt(stats.var / n), np.log(n),
-                                -stats.lrank / n,
+                                stats.mu / n, np.sqrt(stats.var / n), -stats.lrank / n,
                                 np.sqrt(np.maximum(stats.ll2 / n - mean_ll ** 2, 0.0)),
                                 stats.top1 / n, stats.top10 / n])
 
@@ -118,7 +118,13 @@ class Combination:
             grad = np.r_[z.T @ g + l2 * theta[:-1], g.sum()]
             return value, grad
 
-        theta = minimize(loss, np.zeros(z.shape[1] + 1), jac=True, method="L-BFGS-B").x
+        res = minimize(loss, np.zeros(z.shape[1] + 1), jac=True, method="L-BFGS-B")
+        if not res.success:
+            import logging
+            logging.getLogger("modelcollapse.zeroshot").warning(
+                "the combined criterion's fit did not converge (%s); its weights are the "
+                "last iterate", res.message)
+        theta = res.x
         return cls(center, scale, theta[:-1], float(theta[-1]))
 
     def as_record(self) -> dict:
@@ -129,24 +135,31 @@ class Combination:
 
 def cross_fitted_combination(train_human: np.ndarray, human: np.ndarray, ai: np.ndarray,
                              target_fpr: float, rng: np.random.Generator, folds: int = 5
-                             ) -> tuple[Combination, np.ndarray, np.ndarray]:
+                             ) -> tuple[Combination, np.ndarray, np.ndarray] | None:
     """``(combination, human_scores, ai_scores)`` for calibrating the ``combined`` criterion
-    without scoring a document with weights fitted on it.
+    without scoring a document with weights fitted on it; None when a fit would have fewer
+    than :attr:`Combination.MIN_DOCS` usable documents of a class.
 
     The combination is fitted on ``train_human`` (N_t, F) against all of ``ai`` (N_a, F) and
     scores the held-out ``human`` (N_h, F), which it never saw; :func:`calibrate` then sets
     its threshold there. The AI documents' scores are out of fold: fold k is scored by a
     combination fitted without it, shifted by the difference of the two combinations'
     thresholds on ``human`` (so "above the final threshold" means "above its own fold's
-    threshold", and the TPR that :func:`calibrate` measures is an honest one)."""
+    threshold", and the TPR that :func:`calibrate` measures is an honest one; the AUROC it
+    reports from these scores mixes two models' scales and is approximate). Rows with a
+    NaN feature (too few tokens) get NaN scores."""
+    usable = np.flatnonzero(np.isfinite(ai).all(1))
+    smallest_fit = usable.size - -(-usable.size // folds)        # n - ceil(n / folds)
+    if min(np.isfinite(train_human).all(1).sum(), smallest_fit) < Combination.MIN_DOCS:
+        return None
     final = Combination.fit(train_human, ai)
     h_scores = final(human)
-    finite = h_scores[np.isfinite(h_scores)]
-    thr = _threshold(finite, target_fpr)
-    fold = rng.permutation(len(ai)) % folds
+    thr = _threshold(h_scores[np.isfinite(h_scores)], target_fpr)
+    fold = np.full(len(ai), -1)
+    fold[usable] = rng.permutation(usable.size) % folds
     a_scores = np.full(len(ai), np.nan)
     for k in range(folds):
-        part = Combination.fit(train_human, ai[fold != k])
+        part = Combination.fit(train_human, ai[(fold != k) & (fold >= 0)])
         h_k = part(human)
         a_scores[fold == k] = part(ai[fold == k]) - _threshold(h_k[np.isfinite(h_k)],
                                                                target_fpr) + thr
