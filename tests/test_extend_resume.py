@@ -162,61 +162,65 @@ def test_a_bad_final_state_is_recomputed_not_trusted(tmp_path, monkeypatch, dama
     assert _key(fresh).equals(_key(ext))
 
 
-def test_a_state_whose_model_was_edited_is_caught_by_remeasuring(tmp_path, monkeypatch):
-    """Values copied from the table but a different model: measuring the saved model again
-    does not give the stored last generation, so the chunk is recomputed."""
+def _edit_saved_state(tmp_path, params: dict, edit) -> None:
+    """Run 3 generations of the Gaussian under ``params`` into tmp_path/run, then rewrite its
+    saved final state: ``edit(members, meta)`` changes the archive's members in place
+    (``meta``: its parsed meta.json, written back afterwards)."""
     import json
     import zipfile
     out = tmp_path / "run"
-    run_study(_study("gaussian", "replace", {"sufficient_stats": True}, 3), out, plots=False)
+    run_study(_study("gaussian", "replace", params, 3), out, plots=False)
     path = next((out / "cells").glob("*/final")) / "0-2.state.npz"
     with zipfile.ZipFile(path) as z:
         members = {i.filename: z.read(i) for i in z.infolist()}
     meta = json.loads(members["meta.json"])
-    mean_ref = meta["model"]["object"]["attrs"]["mean_"]["$array"]
-    import io
-    arr = np.load(io.BytesIO(members[f"{mean_ref}.npy"]))
-    buf = io.BytesIO()
-    np.save(buf, arr + 0.5)
-    members[f"{mean_ref}.npy"] = buf.getvalue()
+    edit(members, meta)
+    members["meta.json"] = json.dumps(meta).encode()
     with zipfile.ZipFile(path, "w") as z:
         for name, data in members.items():
             z.writestr(name, data)
-    with pytest.warns(RecomputeWarning, match="does not reproduce generation 2"):
-        ext = run_study(_study("gaussian", "replace", {"sufficient_stats": True}, 5), out,
+
+
+def _extension_is_recomputed(tmp_path, params: dict, match: str) -> None:
+    """Extending tmp_path/run to 5 generations warns ``match`` and recomputes: the table is
+    that of a fresh 5-generation run."""
+    with pytest.warns(RecomputeWarning, match=match):
+        ext = run_study(_study("gaussian", "replace", params, 5), tmp_path / "run",
                         plots=False, extend=True).metrics
-    fresh = run_study(_study("gaussian", "replace", {"sufficient_stats": True}, 5),
-                      tmp_path / "fresh", plots=False).metrics
+    fresh = run_study(_study("gaussian", "replace", params, 5), tmp_path / "fresh",
+                      plots=False).metrics
     assert _key(fresh).equals(_key(ext))
 
 
-def test_random_buffers_are_saved_as_what_drew_them(tmp_path, monkeypatch):
+def test_a_state_whose_model_was_edited_is_caught_by_remeasuring(tmp_path):
+    """Values copied from the table but a different model: measuring the saved model again
+    does not give the stored last generation, so the chunk is recomputed."""
+    import io
+
+    def shift_the_mean(members, meta):
+        mean_ref = meta["model"]["object"]["attrs"]["mean_"]["$array"]
+        arr = np.load(io.BytesIO(members[f"{mean_ref}.npy"]))
+        buf = io.BytesIO()
+        np.save(buf, arr + 0.5)
+        members[f"{mean_ref}.npy"] = buf.getvalue()
+
+    params = {"sufficient_stats": True}
+    _edit_saved_state(tmp_path, params, shift_the_mean)
+    _extension_is_recomputed(tmp_path, params, "does not reproduce generation 2")
+
+
+def test_random_buffers_are_saved_as_what_drew_them(tmp_path):
     """A state keeps no pre-drawn randomness: a buffer is its draw spec and the generator
     states before the block, drawn again on load; a spec that does not fit its key is
     refused (and the chunk recomputed), never drawn."""
-    import io
-    import json
-    import zipfile
-    out = tmp_path / "run"
-    run_study(_study("gaussian", "replace", {"sufficient_stats": False}, 3), out, plots=False)
-    path = next((out / "cells").glob("*/final")) / "0-2.state.npz"
-    with zipfile.ZipFile(path) as z:
-        members = {i.filename: z.read(i) for i in z.infolist()}
-    meta = json.loads(members["meta.json"])
-    buffers = [b for st in meta["streams"].values() for b in st["buffers"].values()]
-    assert buffers and all("before" in b and "array" not in b for b in buffers)
-    first = next(st for st in meta["streams"].values() if st["buffers"])
-    key = next(iter(first["buffers"]))
-    first["buffers"][key]["spec"]["shape"] = [7]   # another shape under the same key
-    members["meta.json"] = json.dumps(meta).encode()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    path.write_bytes(buf.getvalue())
-    with pytest.warns(RecomputeWarning, match="another key"):
-        ext = run_study(_study("gaussian", "replace", {"sufficient_stats": False}, 5), out,
-                        plots=False, extend=True).metrics
-    fresh = run_study(_study("gaussian", "replace", {"sufficient_stats": False}, 5),
-                      tmp_path / "fresh", plots=False).metrics
-    assert _key(fresh).equals(_key(ext))
+
+    def reshape_a_buffer(members, meta):
+        buffers = [b for st in meta["streams"].values() for b in st["buffers"].values()]
+        assert buffers and all("before" in b and "array" not in b for b in buffers)
+        first = next(st for st in meta["streams"].values() if st["buffers"])
+        key = next(iter(first["buffers"]))
+        first["buffers"][key]["spec"]["shape"] = [7]   # another shape under the same key
+
+    params = {"sufficient_stats": False}
+    _edit_saved_state(tmp_path, params, reshape_a_buffer)
+    _extension_is_recomputed(tmp_path, params, "another key")
