@@ -14,8 +14,8 @@ reference) and picks the *best* criterion. With human documents of the reference
 to learn from (``train_texts``, at most :data:`TRAIN_DOCS` of them) it also fits the
 ``combined`` criterion (:class:`modelcollapse.zeroshot.criteria.Combination`) on them against
 the AI reference, calibrated like the others on the held-out half it never saw, its TPR out
-of fold (:func:`~modelcollapse.zeroshot.criteria.cross_fitted_combination`). The best is the one separating the two references best
-(AUROC, measured before any candidate is seen). Candidates are then scored chunk by chunk
+of fold (:func:`~modelcollapse.zeroshot.criteria.cross_fitted_combination`). The best is the
+one separating the two references best (AUROC, measured before any candidate is seen). Candidates are then scored chunk by chunk
 while they stream (:class:`DocScores`).
 """
 
@@ -188,7 +188,7 @@ def prepare_machine(scorer: Scorer, human_texts: list[str], ai_texts: list[str],
     human_stats, ai_stats = scorer.stats(human_texts), scorer.stats(ai_texts)
     human, ai = criteria(human_stats), criteria(ai_stats)
     cals = {k: calibrate(k, human[k], ai[k], target_fpr, rng) for k in human}
-    combination, train = None, list(train_texts)
+    combination, n_fitted, train = None, 0, list(train_texts)
     x_ai = features(ai_stats)
     if train and np.isfinite(x_ai).all(1).sum() >= Combination.MIN_DOCS:
         if len(train) > TRAIN_DOCS:
@@ -203,8 +203,7 @@ def prepare_machine(scorer: Scorer, human_texts: list[str], ai_texts: list[str],
                                          target_fpr, rng)
             n_fitted = int(np.isfinite(x_train).all(1).sum())
     best = max(cals, key=lambda k: (np.nan_to_num(cals[k].auroc, nan=0.0), k))
-    return MachineReference(scorer, cals, best, human, ai, combination,
-                            n_fitted if combination is not None else 0)
+    return MachineReference(scorer, cals, best, human, ai, combination, n_fitted)
 
 
 @dataclass

@@ -51,13 +51,14 @@ FEATURES = ("fast_detectgpt", "log_likelihood", "neg_entropy", "token_spread", "
 
 
 def criteria(stats: TokenStats) -> dict[str, np.ndarray]:
-    """(N,) per criterion, NaN where a document had too few tokens (or no performer)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        n = np.where(stats.n > 0, stats.n, np.nan)
-        out = {"fast_detectgpt": (stats.ll - stats.mu) / np.sqrt(stats.var),
-               "log_likelihood": stats.ll / n,
-               "log_rank": -stats.lrank / n}
-        if np.isfinite(stats.xent).any():
+    """(N,) per criterion, NaN where a document had too few tokens (or no performer); the
+    single-model criteria are columns of :func:`features`."""
+    x = features(stats)
+    out = {name: x[:, FEATURES.index(name)]
+           for name in ("fast_detectgpt", "log_likelihood", "log_rank")}
+    if np.isfinite(stats.xent).any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            n = np.where(stats.n > 0, stats.n, np.nan)
             out["binoculars"] = -((-stats.perf_ll / n) / (stats.xent / n))
     return out
 
