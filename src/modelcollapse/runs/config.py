@@ -47,7 +47,8 @@ def _type_name(tp: Any) -> str:
         return " or ".join(repr(a) for a in typing.get_args(tp))
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+            type(None): "unset"}.get(tp, str(tp))
 
 
 #: The largest magnitude of a float parameter: the simulations square, sum and invert
